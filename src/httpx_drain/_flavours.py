@@ -1,0 +1,55 @@
+"""The host libraries we serve: httpx and its fork httpx2, which share one transport API.
+
+Everything flavour-specific (base classes, default transports, exception classes) is looked up
+here once, so the transports and streams are written a single time for both.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import cached_property
+from types import ModuleType
+from typing import Any
+
+__all__ = ["HTTPX", "HTTPX2", "Flavour"]
+
+
+@dataclass(frozen=True, eq=False)
+class Flavour:
+    """One host library: its module name, imported lazily so httpx2 stays optional."""
+
+    name: str
+    extra_hint: str = ""
+
+    @cached_property
+    def module(self) -> ModuleType:
+        """The host library, imported on first use."""
+        try:
+            return importlib.import_module(self.name)
+        except ImportError as exc:  # pragma: no cover - exercised in a venv without httpx2
+            raise ImportError(
+                f"httpx_drain.{self.name} needs the {self.name!r} package: "
+                f"install it with `pip install {self.extra_hint}`"
+            ) from exc
+
+    def __getattr__(self, name: str) -> Any:
+        # Base classes, transports and exceptions, by their names in the host library. Only
+        # capitalised names are forwarded so typos in our own attributes still fail loudly.
+        if name[:1].isupper():
+            return getattr(self.module, name)
+        raise AttributeError(name)
+
+    @cached_property
+    def sync_stream_base(self) -> type:
+        """The host library's ``SyncByteStream``, which its ``Response`` insists on."""
+        return self.module.SyncByteStream  # type: ignore[no-any-return]
+
+    @cached_property
+    def async_stream_base(self) -> type:
+        """The host library's ``AsyncByteStream``."""
+        return self.module.AsyncByteStream  # type: ignore[no-any-return]
+
+
+HTTPX = Flavour("httpx", "httpx-drain")
+HTTPX2 = Flavour("httpx2", "'httpx-drain[httpx2]'")

@@ -1,0 +1,192 @@
+"""The sans-IO core: should a response be drained, how much budget is left, what a drain concluded.
+
+Nothing here touches a socket, a clock or an event loop: the I/O shells in ``_streams.py`` pass
+in the facts (bytes seen, the current monotonic time) and act on the answers. That keeps every
+decision unit-testable with plain values, in the manner of h11.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = [
+    "DEFAULT_DEADLINE",
+    "DEFAULT_MAX_BYTES",
+    "Budget",
+    "DrainPolicy",
+    "DrainResult",
+    "HeaderLookup",
+    "Outcome",
+    "ResponseFacts",
+    "Skip",
+    "plan",
+]
+
+#: 100 ms, as OkHttp's ``DISCARD_STREAM_TIMEOUT_MILLIS`` and the openai SDK's async drain: well
+#: below the cost of a new TCP + TLS handshake on any real network path, long enough for a
+#: terminator that trails the last event by a few milliseconds through a proxy.
+DEFAULT_DEADLINE = 0.1
+
+#: 512 KiB, as Java's ``KeepAliveStreamCleaner``: far above the tail of any SSE stream (a few
+#: bytes), far below the point where reading on beats opening a new connection.
+DEFAULT_MAX_BYTES = 512 * 1024
+
+
+class HeaderLookup(Protocol):
+    """Case-insensitive header access, as ``httpx.Headers`` offers."""
+
+    def get(self, key: str, default: None = None) -> str | None: ...
+
+
+class Skip(str, enum.Enum):
+    """Why a response closed early is not drained."""
+
+    #: The body was read to its end: the connection is already reusable.
+    COMPLETE = "complete"
+    #: The server said ``Connection: close``: the connection is not reusable whatever we do.
+    CONNECTION_CLOSE = "connection-close"
+    #: The response is not HTTP/1.1: an HTTP/2 stream does not hold its connection hostage.
+    NOT_HTTP11 = "not-http/1.1"
+    #: The known remainder (``Content-Length``) exceeds ``max_bytes``.
+    TOO_LARGE = "too-large"
+    #: Draining is turned off (``max_bytes=0`` or ``deadline=0`` with nothing buffered).
+    DISABLED = "disabled"
+    #: Reading the body had already failed: the inner stream closed its connection.
+    FAILED = "failed"
+
+
+class Outcome(str, enum.Enum):
+    """What one drain concluded."""
+
+    #: The end of the body was reached: the connection went back to the pool.
+    KEPT = "kept"
+    #: The deadline ran out first: the connection was closed.
+    DEADLINE = "deadline"
+    #: More than ``max_bytes`` were left: the connection was closed.
+    MAX_BYTES = "max-bytes"
+    #: Reading failed (reset, incomplete chunked read, ...): the connection was closed.
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class DrainPolicy:
+    """The limits of one drain. Validated on construction."""
+
+    deadline: float = DEFAULT_DEADLINE
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+    def __post_init__(self) -> None:
+        if isinstance(self.deadline, bool) or not isinstance(self.deadline, (int, float)):
+            raise TypeError(f"deadline must be a number of seconds, not {self.deadline!r}")
+        if not math.isfinite(self.deadline) or self.deadline < 0:
+            raise ValueError(f"deadline must be finite and >= 0, not {self.deadline!r}")
+        if isinstance(self.max_bytes, bool) or not isinstance(self.max_bytes, int):
+            raise TypeError(f"max_bytes must be an int, not {self.max_bytes!r}")
+        if self.max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, not {self.max_bytes!r}")
+
+
+@dataclass(frozen=True)
+class ResponseFacts:
+    """What the shells know about a response when it is closed early."""
+
+    http_version: str
+    connection_close: bool
+    content_length: int | None
+
+    @classmethod
+    def from_response(cls, headers: HeaderLookup, extensions: Mapping[str, object]) -> ResponseFacts:
+        """Read the facts from the response headers and extensions."""
+        version = extensions.get("http_version", b"HTTP/1.1")
+        http_version = (
+            version.decode("ascii", "replace") if isinstance(version, bytes) else str(version)
+        )
+        connection = headers.get("connection")
+        length = headers.get("content-length")
+        # A malformed length is h11's problem, not ours: treat it as unknown.
+        content_length = int(length) if length is not None and length.isdigit() else None
+        return cls(
+            http_version=http_version,
+            connection_close=connection is not None and "close" in connection.lower(),
+            content_length=content_length,
+        )
+
+
+def plan(facts: ResponseFacts, consumed: int, policy: DrainPolicy) -> Skip | None:
+    """Decide whether to drain a response closed after ``consumed`` body bytes.
+
+    Returns the reason to skip, or ``None`` to drain. Bodies that are empty by definition (HEAD,
+    204, 304) are *not* skipped: h11 ends them without a read, and only that end puts the
+    connection back in the pool, so "draining" them costs nothing and saves the connection.
+    """
+    if facts.http_version != "HTTP/1.1":
+        return Skip.NOT_HTTP11
+    if facts.connection_close:
+        return Skip.CONNECTION_CLOSE
+    if facts.content_length is not None:
+        remainder = facts.content_length - consumed
+        if remainder > policy.max_bytes:
+            return Skip.TOO_LARGE
+    return None
+
+
+@dataclass
+class Budget:
+    """The time and bytes one drain may still spend. ``now`` is a monotonic clock reading."""
+
+    policy: DrainPolicy
+    started: float
+    discarded: int = 0
+    _expires: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._expires = self.started + self.policy.deadline
+
+    def remaining(self, now: float) -> float:
+        """Seconds left, never negative."""
+        return max(0.0, self._expires - now)
+
+    def read_timeout(self, requested: float | None, now: float) -> float:
+        """The per-read timeout to use: what the caller asked for, capped by the time left."""
+        left = self.remaining(now)
+        return left if requested is None else min(requested, left)
+
+    def expired(self, now: float) -> bool:
+        """True once the deadline has passed."""
+        return now >= self._expires
+
+    def discard(self, nbytes: int) -> bool:
+        """Account for ``nbytes`` read and thrown away; False once over the byte cap."""
+        self.discarded += nbytes
+        return self.discarded <= self.policy.max_bytes
+
+    def conclude(self, *, reached_end: bool, failed: bool, now: float) -> Outcome:
+        """Name the outcome of a drain that stopped at ``now``."""
+        if reached_end:
+            return Outcome.KEPT
+        if self.discarded > self.policy.max_bytes:
+            return Outcome.MAX_BYTES
+        # A read that failed because we capped its timeout is a deadline, not an error.
+        if self.expired(now):
+            return Outcome.DEADLINE
+        return Outcome.ERROR if failed else Outcome.DEADLINE
+
+    def result(self, outcome: Outcome, now: float, error: str | None = None) -> DrainResult:
+        """Freeze the figures of this drain."""
+        return DrainResult(outcome, self.discarded, now - self.started, error)
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    """The figures of one finished drain."""
+
+    outcome: Outcome
+    bytes: int
+    seconds: float
+    #: The exception's class name when ``outcome`` is ``ERROR`` (never its message: it may
+    #: quote server bytes).
+    error: str | None = None

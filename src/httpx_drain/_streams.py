@@ -1,0 +1,335 @@
+"""Stream wrappers: pass the body through, and drain what is left of it on close.
+
+Sync and async twins are written side by side and kept small: the decisions live in
+``_policy.py``. The wrappers hold a *single* iterator of the inner stream for the response's
+whole life: httpcore's body generator closes its connection when it is finalised, so iterating
+the inner stream afresh for the drain would find the connection gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._policy import Budget, DrainPolicy, DrainResult, Outcome, ResponseFacts, Skip, plan
+
+if TYPE_CHECKING:
+    from ._background import AsyncRunner, SyncRunner
+    from ._stats import DrainStats
+
+__all__ = ["AsyncDrainStream", "DrainContext", "SyncDrainStream"]
+
+_clock = time.monotonic
+
+
+@dataclass(eq=False)
+class DrainContext:
+    """What a stream needs from its transport and its response, captured at wrap time.
+
+    Headers and extensions are kept instead of the response itself, which would make a
+    reference cycle (response -> stream -> response).
+    """
+
+    policy: DrainPolicy
+    stats: DrainStats
+    url: Any
+    headers: Any
+    extensions: dict[str, Any]
+
+    @property
+    def origin(self) -> str:
+        """Scheme, host and port: never a path or query, which may carry secrets."""
+        url = self.url
+        port = f":{url.port}" if url.port is not None else ""
+        return f"{url.scheme}://{url.host}{port}"
+
+    def plan(self, consumed: int) -> Skip | None:
+        """Whether to drain, given the body bytes the consumer has seen."""
+        facts = ResponseFacts.from_response(self.headers, self.extensions)
+        return plan(facts, consumed, self.policy)
+
+    @property
+    def network_stream(self) -> Any:
+        """The connection's network stream, when the inner transport is httpcore's."""
+        return self.extensions.get("network_stream")
+
+
+def would_block(network_stream: Any) -> bool:
+    """True when reading ``network_stream`` now would wait for the network.
+
+    Used only as a hint (to let a caller go while a drain waits), never for correctness.
+    """
+    try:
+        sock = network_stream.get_extra_info("socket")
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return False
+        return not network_stream.get_extra_info("is_readable")
+    except Exception:  # an unknown network stream: assume the worst
+        return True
+
+
+class _ReadCap:
+    """Caps every read of a network stream by the drain's remaining time.
+
+    httpcore takes the read timeout from ``request.extensions["timeout"]`` once, when the body
+    generator starts, not on every read: if the consumer had begun reading, the client's read
+    timeout (600 s in the openai SDK) is already fixed in that generator. The only place left
+    to bound a drain is the network stream's ``read(max_bytes, timeout)``, httpcore's public
+    network-stream interface, so we shadow it on the instance for the drain's duration. While a
+    response is unfinished its connection belongs to it alone, so nobody else reads through the
+    shadowed method.
+    """
+
+    def __init__(
+        self, network_stream: Any, budget: Budget, on_wait: Callable[[], None] | None = None
+    ) -> None:
+        self._stream = network_stream
+        self._budget = budget
+        self._on_wait = on_wait
+        self._installed = False
+
+    def timeout(self, requested: float | None) -> float:
+        if self._on_wait is not None and would_block(self._stream):
+            self._on_wait()
+        return self._budget.read_timeout(requested, _clock())
+
+    def install(self, read: Callable[..., Any]) -> bool:
+        if self._stream is None or "read" in getattr(self._stream, "__dict__", {}):
+            return False
+        try:
+            self._stream.read = read
+        except AttributeError:  # __slots__ or a read-only attribute: no cap possible
+            return False
+        self._installed = True
+        return True
+
+    def remove(self) -> None:
+        if self._installed:
+            del self._stream.read
+            self._installed = False
+
+    @contextlib.contextmanager
+    def sync(self) -> Iterator[None]:
+        if self._stream is not None:
+            original = self._stream.read
+
+            def read(max_bytes: int, timeout: float | None = None) -> bytes:
+                return original(max_bytes, self.timeout(timeout))  # type: ignore[no-any-return]
+
+            self.install(read)
+        try:
+            yield
+        finally:
+            self.remove()
+
+    @contextlib.contextmanager
+    def async_(self) -> Iterator[None]:
+        if self._stream is not None:
+            original = self._stream.read
+
+            async def read(max_bytes: int, timeout: float | None = None) -> bytes:
+                return await original(max_bytes, self.timeout(timeout))  # type: ignore[no-any-return]
+
+            self.install(read)
+        try:
+            yield
+        finally:
+            self.remove()
+
+
+class _StreamState:
+    """Bookkeeping shared by both twins: bytes seen, how the inner iterator ended."""
+
+    __slots__ = ("_closed", "_consumed", "_ctx", "_done", "_failed", "_inner")
+
+    def __init__(self, inner: Any, ctx: DrainContext) -> None:
+        self._inner = inner
+        self._ctx = ctx
+        self._consumed = 0
+        self._done = False  # the inner iterator reached the end of the body
+        self._failed = False  # reading raised: the inner stream has closed its connection
+        self._closed = False
+
+    def _decide(self) -> Skip | None:
+        if self._done:
+            return Skip.COMPLETE
+        if self._failed:
+            return Skip.FAILED
+        return self._ctx.plan(self._consumed)
+
+    def _conclude(
+        self, budget: Budget, *, reached_end: bool, error: BaseException | None
+    ) -> DrainResult:
+        now = _clock()
+        outcome = budget.conclude(reached_end=reached_end, failed=error is not None, now=now)
+        name = type(error).__name__ if error is not None and outcome is Outcome.ERROR else None
+        return budget.result(outcome, now, name)
+
+
+class SyncDrainStream(_StreamState):
+    """Sync wrapper; the transport subclasses it with the host library's ``SyncByteStream``."""
+
+    __slots__ = ("_iterator", "_runner")
+
+    def __init__(self, inner: Any, ctx: DrainContext, runner: SyncRunner) -> None:
+        super().__init__(inner, ctx)
+        self._runner = runner
+        self._iterator: Iterator[bytes] | None = None
+
+    def _inner_iterator(self) -> Iterator[bytes]:
+        if self._iterator is None:
+            self._iterator = iter(self._inner)
+        return self._iterator
+
+    def __iter__(self) -> Iterator[bytes]:
+        # A plain ``for`` (not ``yield from``): when the consumer abandons this generator, its
+        # GeneratorExit must not reach the inner iterator, which the drain still needs.
+        try:
+            for chunk in self._inner_iterator():
+                self._consumed += len(chunk)
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException:
+            self._failed = True
+            raise
+        self._done = True
+
+    def close(self) -> None:
+        """Drain what is left of the body within the budget, then close the inner stream."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            skip = self._decide()
+        except Exception:  # pragma: no cover - plan() is total; belt and braces for close()
+            skip = Skip.FAILED
+        if skip is not None:
+            if skip is not Skip.COMPLETE:
+                self._ctx.stats.record_skip(skip, self._ctx.origin)
+            self._inner.close()
+            return
+        self._ctx.stats.add("drains_started")
+        self._runner.submit(self)
+
+    def drain(self, on_wait: Callable[[], None] | None = None) -> None:
+        """Read the rest of the body within the budget, close the inner stream, record it.
+
+        Runs on the caller's thread (inline) or a worker (background). Never raises.
+        """
+        budget = Budget(self._ctx.policy, _clock())
+        reached_end = False
+        error: BaseException | None = None
+        try:
+            with _ReadCap(self._ctx.network_stream, budget, on_wait).sync():
+                for chunk in self._inner_iterator():
+                    if not budget.discard(len(chunk)) or budget.expired(_clock()):
+                        break
+                else:
+                    reached_end = True
+        except Exception as exc:
+            error = exc
+        finally:
+            result = self._conclude(budget, reached_end=reached_end, error=error)
+            try:
+                self._inner.close()
+            except Exception as exc:  # a close that fails must not escape close()
+                result = budget.result(Outcome.ERROR, _clock(), type(exc).__name__)
+            self._ctx.stats.record(result, self._ctx.origin)
+
+    def abort(self) -> None:
+        """Close the inner stream without draining (a drain that could not be scheduled)."""
+        with contextlib.suppress(Exception):
+            self._inner.close()
+
+
+class AsyncDrainStream(_StreamState):
+    """Async wrapper; the transport subclasses it with the host library's ``AsyncByteStream``."""
+
+    __slots__ = ("_iterator", "_runner")
+
+    def __init__(self, inner: Any, ctx: DrainContext, runner: AsyncRunner) -> None:
+        super().__init__(inner, ctx)
+        self._runner = runner
+        self._iterator: AsyncIterator[bytes] | None = None
+
+    def _inner_iterator(self) -> AsyncIterator[bytes]:
+        if self._iterator is None:
+            self._iterator = aiter(self._inner)
+        return self._iterator
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner_iterator():
+                self._consumed += len(chunk)
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException:
+            self._failed = True
+            raise
+        self._done = True
+
+    async def aclose(self) -> None:
+        """Drain what is left of the body within the budget, then close the inner stream.
+
+        Idempotent and shielded from the caller's cancellation: the inner ``aclose()`` always
+        runs (an interrupted one leaks a pool slot, httpcore#1115). A cancelled caller still
+        sees its cancellation at its next checkpoint.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        skip = self._decide()
+        if skip is not None:
+            if skip is not Skip.COMPLETE:
+                self._ctx.stats.record_skip(skip, self._ctx.origin)
+            with anyio.CancelScope(shield=True):
+                await self._inner.aclose()
+            return
+        self._ctx.stats.add("drains_started")
+        with anyio.CancelScope(shield=True):
+            await self._runner.submit(self)
+
+    async def drain(self, on_wait: Callable[[], None] | None = None) -> None:
+        """Read the rest of the body within the budget, close the inner stream, record it.
+
+        Never raises, and never outlives the deadline: the per-read cap bounds each read, and
+        a cancel scope bounds the whole (for inner transports without a network stream).
+        """
+        policy = self._ctx.policy
+        budget = Budget(policy, _clock())
+        reached_end = False
+        error: BaseException | None = None
+        try:
+            with anyio.CancelScope(shield=True) as shield:
+                # A little slack over the deadline so the per-read cap, which ends the drain
+                # with a clean ReadTimeout, normally fires first.
+                shield.deadline = anyio.current_time() + policy.deadline + 0.05
+                with _ReadCap(self._ctx.network_stream, budget, on_wait).async_():
+                    async for chunk in self._inner_iterator():
+                        if not budget.discard(len(chunk)) or budget.expired(_clock()):
+                            break
+                    else:
+                        reached_end = True
+        except Exception as exc:
+            error = exc
+        finally:
+            result = self._conclude(budget, reached_end=reached_end, error=error)
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self._inner.aclose()
+                except Exception as exc:
+                    result = budget.result(Outcome.ERROR, _clock(), type(exc).__name__)
+            self._ctx.stats.record(result, self._ctx.origin)
+
+    async def abort(self) -> None:
+        """Close the inner stream without draining."""
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            await self._inner.aclose()

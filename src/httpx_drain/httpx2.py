@@ -1,0 +1,64 @@
+"""The public names of :mod:`httpx_drain`, bound to httpx2.
+
+openai 3.x, anthropic 2.x and mcp 2.x are built on httpx2 (a fork of httpx with the same
+transport API and the same early-close defect in httpcore2)::
+
+    import openai
+    from httpx_drain.httpx2 import DrainTransport
+
+    client = openai.OpenAI(http_client=openai.DefaultHttpxClient(transport=DrainTransport()))
+
+Importing this module without httpx2 installed raises ``ImportError`` naming the extra to
+install: ``pip install 'httpx-drain[httpx2]'``.
+"""
+
+from __future__ import annotations
+
+try:
+    import httpx2
+except ImportError as exc:  # pragma: no cover - exercised in a venv without httpx2
+    raise ImportError(
+        "httpx_drain.httpx2 needs the 'httpx2' package: "
+        "install it with `pip install 'httpx-drain[httpx2]'`"
+    ) from exc
+
+from ._flavours import HTTPX2
+from ._policy import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, DrainResult, Outcome, Skip
+from ._stats import DrainStats, StatsSnapshot
+from ._transports import AsyncDrainTransportImpl, SyncDrainTransportImpl
+
+__all__ = [
+    "DEFAULT_DEADLINE",
+    "DEFAULT_MAX_BYTES",
+    "AsyncDrainTransport",
+    "DrainResult",
+    "DrainStats",
+    "DrainTransport",
+    "Outcome",
+    "Skip",
+    "StatsSnapshot",
+]
+
+
+class DrainTransport(
+    SyncDrainTransportImpl[httpx2.Request, httpx2.Response], httpx2.BaseTransport
+):
+    """An ``httpx2.BaseTransport`` that drains responses closed before their end.
+
+    Same arguments as :class:`httpx_drain.DrainTransport`; with ``transport=None`` it builds
+    ``httpx2.HTTPTransport(**kwargs)``.
+    """
+
+    _flavour = HTTPX2
+
+
+class AsyncDrainTransport(
+    AsyncDrainTransportImpl[httpx2.Request, httpx2.Response], httpx2.AsyncBaseTransport
+):
+    """An ``httpx2.AsyncBaseTransport`` that drains responses closed before their end.
+
+    Same arguments as :class:`httpx_drain.AsyncDrainTransport`; with ``transport=None`` it
+    builds ``httpx2.AsyncHTTPTransport(**kwargs)``. Works on asyncio and trio.
+    """
+
+    _flavour = HTTPX2
