@@ -17,18 +17,29 @@ from __future__ import annotations
 import httpx
 
 from ._flavours import HTTPX
-from ._policy import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, DrainResult, Outcome, Skip
+from ._policy import (
+    DEFAULT_BACKGROUND_DEADLINE,
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PENDING,
+    DrainResult,
+    Outcome,
+    Skip,
+)
 from ._stats import DrainStats, StatsSnapshot
-from ._transports import AsyncDrainTransportImpl, SyncDrainTransportImpl
+from ._transports import AsyncDrainTransportImpl, Mode, SyncDrainTransportImpl
 from .__version__ import __version__
 
 __all__ = [
+    "DEFAULT_BACKGROUND_DEADLINE",
     "DEFAULT_DEADLINE",
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_PENDING",
     "AsyncDrainTransport",
     "DrainResult",
     "DrainStats",
     "DrainTransport",
+    "Mode",
     "Outcome",
     "Skip",
     "StatsSnapshot",
@@ -41,10 +52,14 @@ class DrainTransport(SyncDrainTransportImpl[httpx.Request, httpx.Response], http
 
     Args:
         transport: The transport to wrap. ``None`` builds ``httpx.HTTPTransport(**kwargs)``.
-        deadline: Seconds one drain may take, in all. Each read during the drain waits at most
-            what is left of it.
-        max_bytes: Body bytes one drain may read and discard before it gives up.
-        mode: ``"inline"``: drain in ``close()``.
+        deadline: Seconds one drain may take, in all; each read during the drain waits at most
+            what is left of it. ``None``: 1 s in the background, 0.1 s inline.
+        max_bytes: Body bytes one drain may read and discard before it gives up (512 KiB).
+        mode: ``"background"`` (default): ``close()`` consumes what is already buffered, then
+            returns, and a worker thread owned by the transport waits for the rest.
+            ``"inline"``: ``close()`` itself drains, waiting up to ``deadline``.
+        max_pending: Background drains in flight at most; past it a response closed early
+            loses its connection at once, as without this transport (counted).
         **kwargs: Options of ``httpx.HTTPTransport`` (``verify``, ``http2``, ``limits``,
             ``retries``, ``proxy``, ...) when ``transport`` is ``None``.
     """

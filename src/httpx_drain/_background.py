@@ -1,13 +1,40 @@
-"""Where drains run: inline in ``close()``, or in the background after it returns."""
+"""Where drains run: inline in ``close()``, or in the background after it returns.
+
+A background drain still consumes, before ``close()`` returns, whatever needs no wait (a
+terminator already in h11's or the kernel's buffer): the drain starts on its worker at once,
+and the caller waits only until the drain either ends or is about to wait for the network.
+Returning earlier would send the caller's next request to a fresh connection while the old one
+was seconds, or microseconds, from being reusable.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import anyio
 
 if TYPE_CHECKING:
+    from ._stats import DrainStats
     from ._streams import AsyncDrainStream, SyncDrainStream
 
-__all__ = ["AsyncInlineRunner", "AsyncRunner", "SyncInlineRunner", "SyncRunner"]
+__all__ = [
+    "AsyncBackgroundRunner",
+    "AsyncInlineRunner",
+    "AsyncRunner",
+    "SyncBackgroundRunner",
+    "SyncInlineRunner",
+    "SyncRunner",
+]
+
+#: Event-loop turns the caller gives a background drain to consume bytes that are already
+#: buffered. Data in anyio's or trio's receive buffer is delivered within one or two turns;
+#: each turn costs microseconds when there is nothing to read.
+_ASYNC_HANDOFF_TURNS = 4
 
 
 class SyncRunner:
@@ -44,3 +71,154 @@ class AsyncInlineRunner(AsyncRunner):
 
     async def submit(self, stream: AsyncDrainStream) -> None:
         await stream.drain()
+
+
+class _Slots:
+    """At most ``limit`` drains in flight; thread-safe."""
+
+    def __init__(self, limit: int, stats: DrainStats) -> None:
+        self._limit = limit
+        self._stats = stats
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self.closed = False
+
+    def acquire(self) -> bool:
+        with self._lock:
+            if self.closed or self._in_flight >= self._limit:
+                self._stats.add("drains_rejected")
+                return False
+            self._in_flight += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._in_flight
+
+
+class SyncBackgroundRunner(SyncRunner):
+    """Drain on worker threads owned by the transport; at most ``max_pending`` at once.
+
+    httpcore's pool is thread-safe: a worker that ends the body puts the connection back under
+    the pool's lock, exactly as the caller's thread would have.
+    """
+
+    def __init__(self, max_pending: int, stats: DrainStats) -> None:
+        self._slots = _Slots(max_pending, stats)
+        self._max_pending = max_pending
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+
+    def submit(self, stream: SyncDrainStream) -> None:
+        if not self._slots.acquire():
+            stream.abort()
+            return
+        with self._lock:
+            if self._executor is None:
+                # Threads start on demand and stay for the transport's life: a new thread
+                # per drain would cost more than the drain.
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self._max_pending, thread_name_prefix="httpx-drain"
+                )
+            executor = self._executor
+        handoff = threading.Event()
+
+        def job() -> None:
+            try:
+                stream.drain(on_wait=handoff.set)
+            finally:
+                self._slots.release()
+                handoff.set()
+
+        executor.submit(job)
+        # The drain's own deadline bounds this wait; it is normally microseconds.
+        handoff.wait(stream.deadline)
+
+    def close(self) -> None:
+        with self._lock:
+            self._slots.closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            # Pending drains end within their deadline; wait for them so no thread, and no
+            # socket a thread still reads, outlives the transport.
+            executor.shutdown(wait=True)
+
+
+def _spawner() -> Callable[[Callable[[], Awaitable[None]]], Any] | None:
+    """How to start a detached task in the running event loop, or None if we cannot."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        return lambda fn: loop.create_task(fn())  # type: ignore[arg-type]
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            return None
+        # trio has no ambient nursery: a system task lives as long as trio.run() and is
+        # cancelled only when the run ends, which our shielded, deadline-bound drain outlasts
+        # by at most its deadline. The drain never raises, as a system task must not.
+        return lambda fn: trio.lowlevel.spawn_system_task(fn)
+    return None
+
+
+class AsyncBackgroundRunner(AsyncRunner):
+    """Drain in tasks owned by the transport (asyncio tasks, trio system tasks)."""
+
+    def __init__(self, max_pending: int, stats: DrainStats) -> None:
+        self._slots = _Slots(max_pending, stats)
+        # Strong references: asyncio keeps only weak ones to running tasks.
+        self._pending: set[anyio.Event] = set()
+        self._tasks: set[Any] = set()
+
+    async def submit(self, stream: AsyncDrainStream) -> None:
+        spawn = _spawner()
+        if spawn is None:  # an event loop we cannot spawn into: drain inline
+            await stream.drain()
+            return
+        if not self._slots.acquire():
+            await stream.abort()
+            return
+        done = anyio.Event()
+        self._pending.add(done)
+
+        async def job() -> None:
+            try:
+                await stream.drain()
+            finally:
+                self._slots.release()
+                self._pending.discard(done)
+                done.set()
+
+        task = spawn(job)
+        if isinstance(task, asyncio.Task):
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+        # Let the drain consume what is already buffered before we return. Unlike the sync
+        # runner we cannot ask the socket whether a read would wait: anyio on asyncio has
+        # usually moved the bytes from the socket into its own buffer already.
+        for _ in range(_ASYNC_HANDOFF_TURNS):
+            if done.is_set():
+                break
+            await anyio.lowlevel.checkpoint()
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        # Retrieve the outcome so asyncio never logs "exception was never retrieved"; the
+        # drain catches its own errors, so this is a cancellation at loop shutdown at most.
+        if not task.cancelled():
+            task.exception()
+
+    async def aclose(self) -> None:
+        self._slots.closed = True
+        with anyio.CancelScope(shield=True):
+            for done in list(self._pending):
+                await done.wait()

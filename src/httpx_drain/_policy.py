@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = [
+    "DEFAULT_BACKGROUND_DEADLINE",
     "DEFAULT_DEADLINE",
+    "DEFAULT_MAX_PENDING",
     "DEFAULT_MAX_BYTES",
     "Budget",
     "DrainPolicy",
@@ -31,9 +33,19 @@ __all__ = [
 #: terminator that trails the last event by a few milliseconds through a proxy.
 DEFAULT_DEADLINE = 0.1
 
+#: 1 s when the drain runs in the background: nobody waits for it, so it can afford to wait for
+#: a terminator that a slow proxy holds back, while a server that never sends one still costs
+#: a worker no more than this.
+DEFAULT_BACKGROUND_DEADLINE = 1.0
+
 #: 512 KiB, as Java's ``KeepAliveStreamCleaner``: far above the tail of any SSE stream (a few
 #: bytes), far below the point where reading on beats opening a new connection.
 DEFAULT_MAX_BYTES = 512 * 1024
+
+
+#: Background drains one transport runs at once. Each holds a connection that is otherwise
+#: lost, so the cap only matters against a server that never ends its bodies.
+DEFAULT_MAX_PENDING = 16
 
 
 class HeaderLookup(Protocol):
@@ -99,7 +111,9 @@ class ResponseFacts:
     content_length: int | None
 
     @classmethod
-    def from_response(cls, headers: HeaderLookup, extensions: Mapping[str, object]) -> ResponseFacts:
+    def from_response(
+        cls, headers: HeaderLookup, extensions: Mapping[str, object]
+    ) -> ResponseFacts:
         """Read the facts from the response headers and extensions."""
         version = extensions.get("http_version", b"HTTP/1.1")
         http_version = (

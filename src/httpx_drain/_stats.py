@@ -40,6 +40,9 @@ class StatsSnapshot:
     drain_errors: int = 0
     #: Body bytes read and thrown away by drains.
     bytes_discarded: int = 0
+    #: Background drains refused because ``max_pending`` were already in flight (or the
+    #: transport was closing): the connection was closed at once.
+    drains_rejected: int = 0
     #: Early closes not drained because it could not help (``Connection: close``, HTTP/2, a
     #: known remainder over ``max_bytes``, a read that had already failed).
     drains_skipped: int = 0

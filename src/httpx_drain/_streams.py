@@ -96,7 +96,8 @@ class _ReadCap:
 
     def timeout(self, requested: float | None) -> float:
         if self._on_wait is not None and would_block(self._stream):
-            self._on_wait()
+            on_wait, self._on_wait = self._on_wait, None
+            on_wait()
         return self._budget.read_timeout(requested, _clock())
 
     def install(self, read: Callable[..., Any]) -> bool:
@@ -218,10 +219,16 @@ class SyncDrainStream(_StreamState):
         self._ctx.stats.add("drains_started")
         self._runner.submit(self)
 
+    @property
+    def deadline(self) -> float:
+        """Seconds a drain of this stream may take."""
+        return self._ctx.policy.deadline
+
     def drain(self, on_wait: Callable[[], None] | None = None) -> None:
         """Read the rest of the body within the budget, close the inner stream, record it.
 
-        Runs on the caller's thread (inline) or a worker (background). Never raises.
+        ``on_wait`` is called once, when the drain is about to wait for the network. Runs on
+        the caller's thread (inline) or a worker (background). Never raises.
         """
         budget = Budget(self._ctx.policy, _clock())
         reached_end = False
@@ -297,7 +304,7 @@ class AsyncDrainStream(_StreamState):
         with anyio.CancelScope(shield=True):
             await self._runner.submit(self)
 
-    async def drain(self, on_wait: Callable[[], None] | None = None) -> None:
+    async def drain(self) -> None:
         """Read the rest of the body within the budget, close the inner stream, record it.
 
         Never raises, and never outlives the deadline: the per-read cap bounds each read, and
@@ -312,7 +319,7 @@ class AsyncDrainStream(_StreamState):
                 # A little slack over the deadline so the per-read cap, which ends the drain
                 # with a clean ReadTimeout, normally fires first.
                 shield.deadline = anyio.current_time() + policy.deadline + 0.05
-                with _ReadCap(self._ctx.network_stream, budget, on_wait).async_():
+                with _ReadCap(self._ctx.network_stream, budget).async_():
                     async for chunk in self._inner_iterator():
                         if not budget.discard(len(chunk)) or budget.expired(_clock()):
                             break

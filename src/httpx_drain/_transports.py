@@ -10,8 +10,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
-from ._background import AsyncInlineRunner, AsyncRunner, SyncInlineRunner, SyncRunner
-from ._policy import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, DrainPolicy
+from ._background import (
+    AsyncBackgroundRunner,
+    AsyncInlineRunner,
+    AsyncRunner,
+    SyncBackgroundRunner,
+    SyncInlineRunner,
+    SyncRunner,
+)
+from ._policy import (
+    DEFAULT_BACKGROUND_DEADLINE,
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PENDING,
+    DrainPolicy,
+)
 from ._stats import DrainStats
 from ._streams import AsyncDrainStream, DrainContext, SyncDrainStream
 
@@ -20,7 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncDrainTransportImpl", "Mode", "SyncDrainTransportImpl"]
 
-Mode = Literal["inline"]
+#: ``"background"``: ``close()`` returns once what is already buffered is consumed, and the
+#: rest is drained by a worker. ``"inline"``: ``close()`` drains, waiting up to the deadline.
+Mode = Literal["background", "inline"]
 
 
 class _Request(Protocol):
@@ -66,11 +81,18 @@ class _TransportBase:
     policy: DrainPolicy
     stats: DrainStats
 
-    def _configure(self, deadline: float, max_bytes: int, mode: Mode) -> None:
+    def _configure(
+        self, deadline: float | None, max_bytes: int, mode: Mode, max_pending: int
+    ) -> None:
+        if mode not in ("background", "inline"):
+            raise ValueError(f"mode must be 'background' or 'inline', not {mode!r}")
+        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+            raise ValueError(f"max_pending must be an int >= 1, not {max_pending!r}")
+        if deadline is None:
+            deadline = DEFAULT_BACKGROUND_DEADLINE if mode == "background" else DEFAULT_DEADLINE
         self.policy = DrainPolicy(deadline=deadline, max_bytes=max_bytes)
-        if mode != "inline":
-            raise ValueError(f"mode must be 'inline', not {mode!r}")
         self.mode: Mode = mode
+        self.max_pending = max_pending
         #: Counters of this transport; see :class:`httpx_drain.StatsSnapshot`.
         self.stats = DrainStats()
 
@@ -104,13 +126,14 @@ class SyncDrainTransportImpl(_TransportBase, Generic[RequestT, ResponseT]):
         self,
         transport: Any = None,
         *,
-        deadline: float = DEFAULT_DEADLINE,
+        deadline: float | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
-        mode: Mode = "inline",
+        mode: Mode = "background",
+        max_pending: int = DEFAULT_MAX_PENDING,
         **kwargs: Any,
     ) -> None:
         _check_kwargs(transport, kwargs)
-        self._configure(deadline, max_bytes, mode)
+        self._configure(deadline, max_bytes, mode, max_pending)
         if transport is None:
             transport = self._flavour.HTTPTransport(**kwargs)
         elif not callable(getattr(transport, "handle_request", None)):
@@ -120,7 +143,11 @@ class SyncDrainTransportImpl(_TransportBase, Generic[RequestT, ResponseT]):
             )
         #: The wrapped transport.
         self.transport = transport
-        self._runner: SyncRunner = SyncInlineRunner()
+        self._runner: SyncRunner = (
+            SyncBackgroundRunner(max_pending, self.stats)
+            if mode == "background"
+            else SyncInlineRunner()
+        )
         self._stream_cls = _stream_class(self._flavour, sync=True)
 
     def handle_request(self, request: RequestT) -> ResponseT:
@@ -147,13 +174,14 @@ class AsyncDrainTransportImpl(_TransportBase, Generic[RequestT, ResponseT]):
         self,
         transport: Any = None,
         *,
-        deadline: float = DEFAULT_DEADLINE,
+        deadline: float | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
-        mode: Mode = "inline",
+        mode: Mode = "background",
+        max_pending: int = DEFAULT_MAX_PENDING,
         **kwargs: Any,
     ) -> None:
         _check_kwargs(transport, kwargs)
-        self._configure(deadline, max_bytes, mode)
+        self._configure(deadline, max_bytes, mode, max_pending)
         if transport is None:
             transport = self._flavour.AsyncHTTPTransport(**kwargs)
         elif not callable(getattr(transport, "handle_async_request", None)):
@@ -163,7 +191,11 @@ class AsyncDrainTransportImpl(_TransportBase, Generic[RequestT, ResponseT]):
             )
         #: The wrapped transport.
         self.transport = transport
-        self._runner: AsyncRunner = AsyncInlineRunner()
+        self._runner: AsyncRunner = (
+            AsyncBackgroundRunner(max_pending, self.stats)
+            if mode == "background"
+            else AsyncInlineRunner()
+        )
         self._stream_cls = _stream_class(self._flavour, sync=False)
 
     async def handle_async_request(self, request: RequestT) -> ResponseT:

@@ -23,26 +23,35 @@ except ImportError as exc:  # pragma: no cover - exercised in a venv without htt
     ) from exc
 
 from ._flavours import HTTPX2
-from ._policy import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, DrainResult, Outcome, Skip
+from ._policy import (
+    DEFAULT_BACKGROUND_DEADLINE,
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PENDING,
+    DrainResult,
+    Outcome,
+    Skip,
+)
 from ._stats import DrainStats, StatsSnapshot
-from ._transports import AsyncDrainTransportImpl, SyncDrainTransportImpl
+from ._transports import AsyncDrainTransportImpl, Mode, SyncDrainTransportImpl
 
 __all__ = [
+    "DEFAULT_BACKGROUND_DEADLINE",
     "DEFAULT_DEADLINE",
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_PENDING",
     "AsyncDrainTransport",
     "DrainResult",
     "DrainStats",
     "DrainTransport",
+    "Mode",
     "Outcome",
     "Skip",
     "StatsSnapshot",
 ]
 
 
-class DrainTransport(
-    SyncDrainTransportImpl[httpx2.Request, httpx2.Response], httpx2.BaseTransport
-):
+class DrainTransport(SyncDrainTransportImpl[httpx2.Request, httpx2.Response], httpx2.BaseTransport):
     """An ``httpx2.BaseTransport`` that drains responses closed before their end.
 
     Same arguments as :class:`httpx_drain.DrainTransport`; with ``transport=None`` it builds
