@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import httpx
 
+from .__version__ import __version__
 from ._flavours import HTTPX
 from ._policy import (
     DEFAULT_BACKGROUND_DEADLINE,
@@ -28,7 +29,6 @@ from ._policy import (
 )
 from ._stats import DrainStats, StatsSnapshot
 from ._transports import AsyncDrainTransportImpl, Mode, SyncDrainTransportImpl
-from .__version__ import __version__
 
 __all__ = [
     "DEFAULT_BACKGROUND_DEADLINE",

@@ -166,7 +166,7 @@ def _spawner() -> Callable[[Callable[[], Awaitable[None]]], Any] | None:
         # trio has no ambient nursery: a system task lives as long as trio.run() and is
         # cancelled only when the run ends, which our shielded, deadline-bound drain outlasts
         # by at most its deadline. The drain never raises, as a system task must not.
-        return lambda fn: trio.lowlevel.spawn_system_task(fn)
+        return trio.lowlevel.spawn_system_task  # type: ignore[no-any-return]
     return None
 
 

@@ -16,8 +16,8 @@ from typing import Protocol
 __all__ = [
     "DEFAULT_BACKGROUND_DEADLINE",
     "DEFAULT_DEADLINE",
-    "DEFAULT_MAX_PENDING",
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_PENDING",
     "Budget",
     "DrainPolicy",
     "DrainResult",

@@ -134,7 +134,7 @@ class _ReadCap:
         if self._stream is not None:
             original = self._stream.read
 
-            async def read(max_bytes: int, timeout: float | None = None) -> bytes:
+            async def read(max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
                 return await original(max_bytes, self.timeout(timeout))  # type: ignore[no-any-return]
 
             self.install(read)
