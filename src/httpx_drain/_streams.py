@@ -214,7 +214,7 @@ class SyncDrainStream(_StreamState):
         if skip is not None:
             if skip is not Skip.COMPLETE:
                 self._ctx.stats.record_skip(skip, self._ctx.origin)
-            self._inner.close()
+            self._close_inner()
             return
         self._ctx.stats.add("drains_started")
         self._runner.submit(self)
@@ -245,15 +245,25 @@ class SyncDrainStream(_StreamState):
         finally:
             result = self._conclude(budget, reached_end=reached_end, error=error)
             try:
-                self._inner.close()
+                self._close_inner()
             except Exception as exc:  # a close that fails must not escape close()
                 result = budget.result(Outcome.ERROR, _clock(), type(exc).__name__)
             self._ctx.stats.record(result, self._ctx.origin)
 
+    def _close_inner(self) -> None:
+        # Finish the inner iterator ourselves (a no-op once exhausted) rather than leave it to
+        # the garbage collector, then close the inner stream, exactly once.
+        close = getattr(self._iterator, "close", None)
+        try:
+            if close is not None:
+                close()
+        finally:
+            self._inner.close()
+
     def abort(self) -> None:
         """Close the inner stream without draining (a drain that could not be scheduled)."""
         with contextlib.suppress(Exception):
-            self._inner.close()
+            self._close_inner()
 
 
 class AsyncDrainStream(_StreamState):
@@ -271,17 +281,22 @@ class AsyncDrainStream(_StreamState):
             self._iterator = aiter(self._inner)
         return self._iterator
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        # The stream is its own iterator, not an async generator: a consumer that stops early
+        # abandons it, and trio warns about every async generator collected unfinished.
+        return self
+
+    async def __anext__(self) -> bytes:
         try:
-            async for chunk in self._inner_iterator():
-                self._consumed += len(chunk)
-                yield chunk
-        except GeneratorExit:
+            chunk = await self._inner_iterator().__anext__()
+        except StopAsyncIteration:
+            self._done = True
             raise
         except BaseException:
             self._failed = True
             raise
-        self._done = True
+        self._consumed += len(chunk)
+        return chunk
 
     async def aclose(self) -> None:
         """Drain what is left of the body within the budget, then close the inner stream.
@@ -297,8 +312,7 @@ class AsyncDrainStream(_StreamState):
         if skip is not None:
             if skip is not Skip.COMPLETE:
                 self._ctx.stats.record_skip(skip, self._ctx.origin)
-            with anyio.CancelScope(shield=True):
-                await self._inner.aclose()
+            await self._close_inner()
             return
         self._ctx.stats.add("drains_started")
         with anyio.CancelScope(shield=True):
@@ -329,14 +343,24 @@ class AsyncDrainStream(_StreamState):
             error = exc
         finally:
             result = self._conclude(budget, reached_end=reached_end, error=error)
-            with anyio.CancelScope(shield=True):
-                try:
-                    await self._inner.aclose()
-                except Exception as exc:
-                    result = budget.result(Outcome.ERROR, _clock(), type(exc).__name__)
+            try:
+                await self._close_inner()
+            except Exception as exc:
+                result = budget.result(Outcome.ERROR, _clock(), type(exc).__name__)
             self._ctx.stats.record(result, self._ctx.origin)
+
+    async def _close_inner(self) -> None:
+        # Finish the inner iterator ourselves (a no-op once exhausted): left to the garbage
+        # collector, an unfinished async generator makes trio warn, and asyncio close it late.
+        with anyio.CancelScope(shield=True):
+            aclose = getattr(self._iterator, "aclose", None)
+            try:
+                if aclose is not None:
+                    await aclose()
+            finally:
+                await self._inner.aclose()
 
     async def abort(self) -> None:
         """Close the inner stream without draining."""
-        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-            await self._inner.aclose()
+        with contextlib.suppress(Exception):
+            await self._close_inner()

@@ -1,0 +1,96 @@
+"""Shared fixtures: the host-library flavour and the anyio backends."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+
+import httpx_drain
+
+try:
+    import httpx2
+
+    import httpx_drain.httpx2 as drain2
+except ImportError:  # httpx2 needs Python 3.11+
+    httpx2 = None  # type: ignore[assignment]
+    drain2 = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class Flavour:
+    """One host library and our transports bound to it."""
+
+    name: str
+    lib: ModuleType
+    DrainTransport: Any
+    AsyncDrainTransport: Any
+
+    def __str__(self) -> str:
+        return self.name
+
+
+HTTPX = Flavour("httpx", httpx, httpx_drain.DrainTransport, httpx_drain.AsyncDrainTransport)
+HTTPX2 = (
+    Flavour("httpx2", httpx2, drain2.DrainTransport, drain2.AsyncDrainTransport)
+    if drain2 is not None
+    else None
+)
+
+FLAVOURS = [
+    pytest.param(HTTPX, id="httpx"),
+    pytest.param(
+        HTTPX2,
+        id="httpx2",
+        marks=pytest.mark.skipif(HTTPX2 is None, reason="httpx2 needs Python 3.11+"),
+    ),
+]
+
+
+@pytest.fixture(params=FLAVOURS)
+def flavour(request: pytest.FixtureRequest) -> Flavour:
+    """Each test runs once against httpx and once against httpx2."""
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=["background", "inline"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """Each drain test runs in both modes."""
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("asyncio", id="asyncio"),
+        pytest.param("trio", id="trio"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """anyio's pytest plugin runs ``@pytest.mark.anyio`` tests on asyncio and on trio."""
+    return request.param  # type: ignore[no-any-return]
+
+
+def open_fds() -> int:
+    """File descriptors this process holds (Linux; elsewhere a constant)."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:  # pragma: no cover - not Linux
+        return 0
+
+
+@pytest.fixture
+def no_leaks() -> Iterator[None]:
+    """Fail a test that leaves a thread or a file descriptor behind."""
+    gc.collect()
+    threads, fds = threading.active_count(), open_fds()
+    yield
+    gc.collect()
+    assert threading.active_count() <= threads, threading.enumerate()
+    assert open_fds() <= fds

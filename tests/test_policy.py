@@ -1,0 +1,99 @@
+"""The sans-IO core, with plain values: no sockets, no clock."""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+import pytest
+
+from httpx_drain._policy import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_BYTES,
+    Budget,
+    DrainPolicy,
+    Outcome,
+    ResponseFacts,
+    Skip,
+    plan,
+)
+
+
+def facts(*headers: tuple[str, str], version: bytes | str = b"HTTP/1.1") -> ResponseFacts:
+    return ResponseFacts.from_response(httpx.Headers(list(headers)), {"http_version": version})
+
+
+def test_defaults_follow_the_anchors() -> None:
+    policy = DrainPolicy()
+    assert policy.deadline == DEFAULT_DEADLINE == 0.1  # OkHttp, openai's async drain
+    assert policy.max_bytes == DEFAULT_MAX_BYTES == 512 * 1024  # Java's keep-alive cleaner
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"deadline": -1}, ValueError),
+        ({"deadline": math.nan}, ValueError),
+        ({"deadline": math.inf}, ValueError),
+        ({"deadline": "1"}, TypeError),
+        ({"deadline": True}, TypeError),
+        ({"max_bytes": -1}, ValueError),
+        ({"max_bytes": 1.5}, TypeError),
+        ({"max_bytes": False}, TypeError),
+    ],
+)
+def test_policy_rejects_bad_limits(kwargs: dict[str, object], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        DrainPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_zero_limits_are_allowed() -> None:
+    assert DrainPolicy(deadline=0, max_bytes=0).deadline == 0
+
+
+def test_facts_from_headers() -> None:
+    f = facts(("Connection", "keep-alive, Close"), ("Content-Length", "10"))
+    assert f.connection_close
+    assert f.content_length == 10
+    assert f.http_version == "HTTP/1.1"
+    assert facts(("content-length", "ten")).content_length is None
+    assert facts(version=b"HTTP/2").http_version == "HTTP/2"
+    assert facts(version="HTTP/1.1").http_version == "HTTP/1.1"
+
+
+@pytest.mark.parametrize(
+    ("f", "consumed", "expected"),
+    [
+        (facts(), 0, None),
+        (facts(version=b"HTTP/2"), 0, Skip.NOT_HTTP11),
+        (facts(("connection", "close")), 0, Skip.CONNECTION_CLOSE),
+        (facts(("content-length", str(DEFAULT_MAX_BYTES + 1))), 0, Skip.TOO_LARGE),
+        (facts(("content-length", str(DEFAULT_MAX_BYTES + 1))), 1, None),
+        (facts(("content-length", "0")), 0, None),  # HEAD, 204, 304: free to finish
+    ],
+)
+def test_plan(f: ResponseFacts, consumed: int, expected: Skip | None) -> None:
+    assert plan(f, consumed, DrainPolicy()) is expected
+
+
+def test_budget_caps_each_read_by_the_time_left() -> None:
+    budget = Budget(DrainPolicy(deadline=1.0), started=100.0)
+    assert budget.read_timeout(None, now=100.25) == pytest.approx(0.75)
+    assert budget.read_timeout(600.0, now=100.5) == pytest.approx(0.5)
+    assert budget.read_timeout(0.1, now=100.5) == pytest.approx(0.1)
+    assert budget.read_timeout(600.0, now=102.0) == 0.0
+    assert not budget.expired(100.99)
+    assert budget.expired(101.0)
+
+
+def test_budget_bytes_and_outcomes() -> None:
+    budget = Budget(DrainPolicy(deadline=1.0, max_bytes=10), started=0.0)
+    assert budget.discard(10)
+    assert budget.conclude(reached_end=True, failed=False, now=0.5) is Outcome.KEPT
+    assert budget.conclude(reached_end=False, failed=True, now=0.5) is Outcome.ERROR
+    # A read that failed after the deadline is the deadline's doing (we capped its timeout).
+    assert budget.conclude(reached_end=False, failed=True, now=1.5) is Outcome.DEADLINE
+    assert not budget.discard(1)
+    assert budget.conclude(reached_end=False, failed=False, now=0.5) is Outcome.MAX_BYTES
+    result = budget.result(Outcome.MAX_BYTES, now=0.25)
+    assert (result.outcome, result.bytes, result.seconds) == (Outcome.MAX_BYTES, 11, 0.25)
