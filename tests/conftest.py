@@ -5,7 +5,8 @@ from __future__ import annotations
 import gc
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -75,6 +76,16 @@ def mode(request: pytest.FixtureRequest) -> str:
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     """anyio's pytest plugin runs ``@pytest.mark.anyio`` tests on asyncio and on trio."""
     return request.param  # type: ignore[no-any-return]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll a condition another thread makes true: a generous timeout, no fixed sleeps."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.002)
+    return predicate()
 
 
 def open_fds() -> int:

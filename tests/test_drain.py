@@ -27,7 +27,7 @@ from httpx_drain.testing import (
     WaitFor,
 )
 
-from .conftest import Flavour
+from .conftest import Flavour, wait_for
 
 EVENT = b'data: {"n": 1}\n\n'
 DONE = b"data: [DONE]\n\n"
@@ -118,16 +118,6 @@ def test_background_close_does_not_wait_for_the_terminator(
             assert wait_for(lambda: transport.stats.connections_kept == 1)
             stream_until_done(client, server.url)
         assert server.facts.connection_count == 1
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
-    """Poll a condition that another thread makes true; generous timeout, no fixed sleeps."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return bool(predicate())
 
 
 @pytest.mark.parametrize(
