@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import anyio
+
+from ._policy import Linger, Outcome
 
 if TYPE_CHECKING:
     from ._stats import DrainStats
@@ -108,9 +111,10 @@ class SyncBackgroundRunner(SyncRunner):
     the pool's lock, exactly as the caller's thread would have.
     """
 
-    def __init__(self, max_pending: int, stats: DrainStats) -> None:
+    def __init__(self, max_pending: int, stats: DrainStats, linger: Linger) -> None:
         self._slots = _Slots(max_pending, stats)
         self._max_pending = max_pending
+        self._linger = linger
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
 
@@ -126,18 +130,36 @@ class SyncBackgroundRunner(SyncRunner):
                     max_workers=self._max_pending, thread_name_prefix="httpx-drain"
                 )
             executor = self._executor
-        handoff = threading.Event()
+        handoff, done = threading.Event(), threading.Event()
+        waiting_since: list[float] = []
+        origin = stream.origin
+
+        def on_wait() -> None:
+            waiting_since.append(time.monotonic())
+            handoff.set()
 
         def job() -> None:
             try:
-                stream.drain(on_wait=handoff.set)
+                result = stream.drain(on_wait=on_wait)
+                if waiting_since:
+                    kept = result.outcome is Outcome.KEPT
+                    self._linger.observe(
+                        origin, time.monotonic() - waiting_since[0] if kept else None
+                    )
             finally:
                 self._slots.release()
+                done.set()
                 handoff.set()
 
         executor.submit(job)
-        # The drain's own deadline bounds this wait; it is normally microseconds.
+        # Wait while the drain consumes what is already there (bounded by its deadline; it is
+        # normally microseconds), then linger briefly if this origin's terminators tend to
+        # trail by less than a new connection would cost.
         handoff.wait(stream.deadline)
+        if not done.is_set():
+            linger = self._linger.wait(origin)
+            if linger:
+                done.wait(linger)
 
     def close(self) -> None:
         with self._lock:
@@ -173,8 +195,9 @@ def _spawner() -> Callable[[Callable[[], Awaitable[None]]], Any] | None:
 class AsyncBackgroundRunner(AsyncRunner):
     """Drain in tasks owned by the transport (asyncio tasks, trio system tasks)."""
 
-    def __init__(self, max_pending: int, stats: DrainStats) -> None:
+    def __init__(self, max_pending: int, stats: DrainStats, linger: Linger) -> None:
         self._slots = _Slots(max_pending, stats)
+        self._linger = linger
         # Strong references: asyncio keeps only weak ones to running tasks.
         self._pending: set[anyio.Event] = set()
         self._tasks: set[Any] = set()
@@ -189,10 +212,15 @@ class AsyncBackgroundRunner(AsyncRunner):
             return
         done = anyio.Event()
         self._pending.add(done)
+        origin = stream.origin
+        gave_up: list[float] = []
 
         async def job() -> None:
             try:
-                await stream.drain()
+                result = await stream.drain()
+                if gave_up:
+                    kept = result.outcome is Outcome.KEPT
+                    self._linger.observe(origin, time.monotonic() - gave_up[0] if kept else None)
             finally:
                 self._slots.release()
                 self._pending.discard(done)
@@ -207,8 +235,14 @@ class AsyncBackgroundRunner(AsyncRunner):
         # usually moved the bytes from the socket into its own buffer already.
         for _ in range(_ASYNC_HANDOFF_TURNS):
             if done.is_set():
-                break
+                return
             await anyio.lowlevel.checkpoint()
+        if not done.is_set():
+            gave_up.append(time.monotonic())
+            linger = self._linger.wait(origin)
+            if linger:
+                with anyio.move_on_after(linger):
+                    await done.wait()
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -22,6 +22,7 @@ __all__ = [
     "DrainPolicy",
     "DrainResult",
     "HeaderLookup",
+    "Linger",
     "Outcome",
     "ResponseFacts",
     "Skip",
@@ -192,6 +193,52 @@ class Budget:
     def result(self, outcome: Outcome, now: float, error: str | None = None) -> DrainResult:
         """Freeze the figures of this drain."""
         return DrainResult(outcome, self.discarded, now - self.started, error)
+
+
+class Linger:
+    """How long a caller may wait for a background drain that has begun to wait for the network.
+
+    Servers write the last event and the terminator separately, microseconds apart: a caller
+    that returns the instant its drain finds the socket empty sends its next request to a new
+    connection while the old one is a few microseconds from reusable. So the caller lingers, but
+    only where that pays: per origin, we keep a moving average of how long drains waited for the
+    end of the body, and linger up to twice that while it stays under ``cap`` (far below the cost
+    of a new connection on any real network), not at all once it is above. A drain that never
+    reached the end counts as over the cap. Learning never stops: every drain is observed,
+    whether the caller lingered or not.
+    """
+
+    #: The weight of the newest observation in the moving average.
+    ALPHA = 0.25
+    #: Origins remembered at most: a client talks to few; forget all past this.
+    MAX_ORIGINS = 1024
+
+    def __init__(self, cap: float = 0.002) -> None:
+        self.cap = cap
+        self._average: dict[str, float] = {}
+
+    def wait(self, origin: str) -> float:
+        """Seconds to linger for a drain of ``origin`` that is waiting for the network."""
+        average = self._average.get(origin)
+        if average is None:
+            return self.cap  # nothing learned yet: one cheap try
+        if average > self.cap:
+            return 0.0
+        return min(self.cap, max(2 * average, 0.0002))
+
+    def observe(self, origin: str, waited: float | None) -> None:
+        """Record how long a drain waited for the end (``None``: it never came)."""
+        sample = math.inf if waited is None else waited
+        average = self._average.get(origin)
+        if average is None:
+            if len(self._average) >= self.MAX_ORIGINS:
+                self._average.clear()
+            self._average[origin] = min(sample, 10 * self.cap)
+        else:
+            # Clamp so one lost terminator does not shut lingering off for ever.
+            self._average[origin] = min(
+                10 * self.cap, (1 - self.ALPHA) * average + self.ALPHA * sample
+            )
 
 
 @dataclass(frozen=True)

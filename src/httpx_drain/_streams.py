@@ -157,6 +157,16 @@ class _StreamState:
         self._failed = False  # reading raised: the inner stream has closed its connection
         self._closed = False
 
+    @property
+    def deadline(self) -> float:
+        """Seconds a drain of this stream may take."""
+        return self._ctx.policy.deadline
+
+    @property
+    def origin(self) -> str:
+        """The origin of the response, for logs and per-origin learning."""
+        return self._ctx.origin
+
     def _decide(self) -> Skip | None:
         if self._done:
             return Skip.COMPLETE
@@ -219,12 +229,7 @@ class SyncDrainStream(_StreamState):
         self._ctx.stats.add("drains_started")
         self._runner.submit(self)
 
-    @property
-    def deadline(self) -> float:
-        """Seconds a drain of this stream may take."""
-        return self._ctx.policy.deadline
-
-    def drain(self, on_wait: Callable[[], None] | None = None) -> None:
+    def drain(self, on_wait: Callable[[], None] | None = None) -> DrainResult:
         """Read the rest of the body within the budget, close the inner stream, record it.
 
         ``on_wait`` is called once, when the drain is about to wait for the network. Runs on
@@ -249,6 +254,7 @@ class SyncDrainStream(_StreamState):
             except Exception as exc:  # a close that fails must not escape close()
                 result = budget.result(Outcome.ERROR, _clock(), type(exc).__name__)
             self._ctx.stats.record(result, self._ctx.origin)
+        return result
 
     def _close_inner(self) -> None:
         # Finish the inner iterator ourselves (a no-op once exhausted) rather than leave it to
@@ -318,7 +324,7 @@ class AsyncDrainStream(_StreamState):
         with anyio.CancelScope(shield=True):
             await self._runner.submit(self)
 
-    async def drain(self) -> None:
+    async def drain(self) -> DrainResult:
         """Read the rest of the body within the budget, close the inner stream, record it.
 
         Never raises, and never outlives the deadline: the per-read cap bounds each read, and
@@ -348,6 +354,7 @@ class AsyncDrainStream(_StreamState):
             except Exception as exc:
                 result = budget.result(Outcome.ERROR, _clock(), type(exc).__name__)
             self._ctx.stats.record(result, self._ctx.origin)
+        return result
 
     async def _close_inner(self) -> None:
         # Finish the inner iterator ourselves (a no-op once exhausted): left to the garbage

@@ -24,6 +24,7 @@ from ._policy import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PENDING,
     DrainPolicy,
+    Linger,
 )
 from ._stats import DrainStats
 from ._streams import AsyncDrainStream, DrainContext, SyncDrainStream
@@ -144,7 +145,7 @@ class SyncDrainTransportImpl(_TransportBase, Generic[RequestT, ResponseT]):
         #: The wrapped transport.
         self.transport = transport
         self._runner: SyncRunner = (
-            SyncBackgroundRunner(max_pending, self.stats)
+            SyncBackgroundRunner(max_pending, self.stats, Linger())
             if mode == "background"
             else SyncInlineRunner()
         )
@@ -192,7 +193,7 @@ class AsyncDrainTransportImpl(_TransportBase, Generic[RequestT, ResponseT]):
         #: The wrapped transport.
         self.transport = transport
         self._runner: AsyncRunner = (
-            AsyncBackgroundRunner(max_pending, self.stats)
+            AsyncBackgroundRunner(max_pending, self.stats, Linger())
             if mode == "background"
             else AsyncInlineRunner()
         )
