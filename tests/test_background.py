@@ -1,0 +1,167 @@
+"""Background drains: bounded, owned by the transport, gone when the client is closed."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+import warnings
+from typing import Any
+
+import anyio
+import pytest
+import trio
+
+from httpx_drain.testing import Chunk, Gate, RawServer, Scenario, Signal, Terminator, WaitFor
+
+from .conftest import Flavour, open_fds, wait_for
+
+EVENT = b'data: {"n": 1}\n\n'
+DONE = b"data: [DONE]\n\n"
+
+
+def held(release: Gate) -> Scenario:
+    """Events, then the terminator only once the test releases it."""
+    return Scenario(steps=(Chunk(EVENT), Chunk(DONE), WaitFor(release), Terminator()))
+
+
+def stop_at_done(client: Any, url: str) -> None:
+    with client.stream("GET", url) as response:
+        for chunk in response.iter_raw():
+            if DONE in chunk:
+                break
+
+
+async def astop_at_done(client: Any, url: str) -> None:
+    async with client.stream("GET", url) as response:
+        async for chunk in response.aiter_raw():
+            if DONE in chunk:
+                break
+
+
+def drain_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("httpx-drain")]
+
+
+def test_max_pending_bounds_drains_in_flight(no_leaks: None, flavour: Flavour) -> None:
+    release = Gate()
+    with RawServer(held(release)) as server:
+        transport = flavour.DrainTransport(max_pending=2, deadline=30)
+        with flavour.lib.Client(transport=transport) as client:
+            for _ in range(4):
+                stop_at_done(client, server.url)
+            assert len(drain_threads()) == 2
+            stats = transport.stats.snapshot()
+            assert (stats.drains_started, stats.drains_rejected) == (4, 2)
+            release.set()
+            assert wait_for(lambda: transport.stats.connections_kept == 2)
+        assert server.facts.connection_count == 4
+    assert drain_threads() == []
+
+
+def test_client_close_finishes_pending_drains(no_leaks: None, flavour: Flavour) -> None:
+    release = Gate()
+    with RawServer(held(release)) as server:
+        transport = flavour.DrainTransport(deadline=0.3)
+        client = flavour.lib.Client(transport=transport)
+        for _ in range(3):
+            stop_at_done(client, server.url)
+        assert transport.stats.deadline_exceeded == 0
+        client.close()  # waits for the three drains, each bounded by its deadline
+        assert transport.stats.deadline_exceeded == 3
+        assert drain_threads() == []
+        release.set()
+
+
+def test_drains_after_close_are_refused(flavour: Flavour) -> None:
+    release = Gate()
+    with RawServer(held(release)) as server:
+        transport = flavour.DrainTransport(deadline=30)
+        with flavour.lib.Client(transport=transport) as client:
+            response = client.send(client.build_request("GET", server.url), stream=True)
+            transport.close()
+            response.close()  # the drain is refused: the connection is closed at once
+        assert transport.stats.drains_rejected == 1
+        release.set()
+
+
+def test_close_waits_for_nothing_when_the_terminator_is_buffered(flavour: Flavour) -> None:
+    # In the background mode the caller still consumes a terminator already sent, so the
+    # next request reuses the connection even though it follows at once.
+    sent = [Gate() for _ in range(5)]
+    scenarios = iter(
+        Scenario(steps=(Chunk(EVENT), Chunk(DONE), Terminator(), Signal(s))) for s in sent
+    )
+    with RawServer(lambda _r: next(scenarios)) as server:
+        transport = flavour.DrainTransport()
+        with flavour.lib.Client(transport=transport) as client:
+            for s in sent:
+                with client.stream("GET", server.url) as response:
+                    next(response.iter_raw())
+                    assert s.wait(10)  # the whole response is on its way before we close
+        assert server.facts.connection_count == 1
+
+
+@pytest.mark.parametrize("library", ["asyncio", "trio"])
+def test_event_loop_closed_with_drains_pending(flavour: Flavour, library: str) -> None:
+    # The client is never closed and the loop ends with drains pending: nothing warns, the
+    # drains end within their deadline, and no socket is left open.
+    release = Gate()
+    fds = open_fds()
+    with RawServer(held(release)) as server:
+        transports = []
+
+        async def main() -> None:
+            transport = flavour.AsyncDrainTransport(deadline=0.3)
+            transports.append(transport)
+            client = flavour.lib.AsyncClient(transport=transport)
+            for _ in range(2):
+                await astop_at_done(client, server.url)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            if library == "asyncio":
+                asyncio.run(main())
+            else:
+                trio.run(main)
+            gc.collect()
+        stats = transports[0].stats.snapshot()
+        assert stats.drains_started == 2
+        assert stats.deadline_exceeded + stats.drain_errors == 2
+        release.set()
+    assert open_fds() <= fds
+
+
+@pytest.mark.anyio
+async def test_async_max_pending_and_aclose(flavour: Flavour) -> None:
+    release = Gate()
+    with RawServer(held(release)) as server:
+        transport = flavour.AsyncDrainTransport(max_pending=2, deadline=0.3)
+        async with flavour.lib.AsyncClient(transport=transport) as client:
+            for _ in range(4):
+                await astop_at_done(client, server.url)
+            assert transport.stats.drains_rejected == 2
+        # aclose() waited for both pending drains.
+        assert transport.stats.deadline_exceeded == 2
+        release.set()
+
+
+@pytest.mark.anyio
+async def test_async_background_keeps_the_connection(flavour: Flavour) -> None:
+    sent = Gate()
+    release = Gate()
+    scenario = Scenario(
+        steps=(Chunk(EVENT), Chunk(DONE), Signal(sent), WaitFor(release), Terminator())
+    )
+    with RawServer(scenario) as server:
+        transport = flavour.AsyncDrainTransport(deadline=30)
+        async with flavour.lib.AsyncClient(transport=transport) as client:
+            await astop_at_done(client, server.url)
+            assert sent.is_set()
+            assert not release.is_set()
+            release.set()
+            with anyio.fail_after(10):
+                while transport.stats.connections_kept == 0:
+                    await anyio.sleep(0.002)
+            await astop_at_done(client, server.url)
+        assert server.facts.connection_count == 1
