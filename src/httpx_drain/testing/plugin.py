@@ -1,0 +1,1 @@
+"""pytest plugin: fixtures that start replay servers (filled in by the testing package)."""
