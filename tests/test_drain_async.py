@@ -188,3 +188,50 @@ async def test_aclose_of_transport_finishes_pending_drains(flavour: Flavour) -> 
         assert transport.stats.deadline_exceeded == 3
         release.set()
     assert open_fds() <= fds
+
+
+@pytest.mark.parametrize("reads", [0, 1, "all"])
+async def test_consumer_patterns(flavour: Flavour, mode: str, reads: Any) -> None:
+    events = [b"data: %d\n\n" % i for i in range(20)]
+    with RawServer(sse(*(Chunk(e) for e in events), Terminator())) as server:
+        transport = flavour.AsyncDrainTransport(mode=mode, deadline=30)
+        async with flavour.lib.AsyncClient(transport=transport) as client:
+            for i in range(3):
+                async with client.stream("GET", server.url) as response:
+                    if reads == "all":
+                        assert await response.aread() == b"".join(events)
+                    elif reads == 1:
+                        await first_chunk(response)
+                if reads != "all":
+                    assert await wait_for(lambda i=i: transport.stats.connections_kept == i + 1)
+        assert server.facts.connection_count == 1
+    assert transport.stats.drains_started == (0 if reads == "all" else 3)
+
+
+async def test_no_task_outlives_the_client(flavour: Flavour) -> None:
+    release = Gate()
+    with RawServer(sse(Chunk(EVENT), Chunk(DONE), WaitFor(release), Terminator())) as server:
+        before = tasks()
+        transport = flavour.AsyncDrainTransport(deadline=0.2)
+        async with flavour.lib.AsyncClient(transport=transport) as client:
+            for _ in range(3):
+                await stream_until_done(client, server.url)
+            assert tasks() > before  # drains are running in the background
+        assert tasks() == before
+        release.set()
+
+
+def tasks() -> int:
+    """Tasks alive in this event loop (asyncio) or this run (trio)."""
+    try:
+        import asyncio
+
+        return len(asyncio.all_tasks())
+    except RuntimeError:
+        import trio
+
+        def count(task: Any) -> int:
+            return 1 + sum(count(t) for n in task.child_nurseries for t in n.child_tasks)
+
+        # The root task holds the system nursery, where our drains run on trio.
+        return count(trio.lowlevel.current_root_task())

@@ -43,6 +43,14 @@ class StatsSnapshot:
     #: Background drains refused because ``max_pending`` were already in flight (or the
     #: transport was closing): the connection was closed at once.
     drains_rejected: int = 0
+    #: Event streams the consumer saw end at their terminal event (``data: [DONE]``, ...).
+    terminal_events: int = 0
+    #: Of those, streams whose server closed without ending the body (no terminator).
+    missing_terminators: int = 0
+    #: Event streams cut off before their terminal event (raised as IncompleteStreamError).
+    truncated_streams: int = 0
+    #: HTTP/2 streams closed early and cancelled with RST_STREAM(CANCEL).
+    streams_cancelled: int = 0
     #: Early closes not drained because it could not help (``Connection: close``, HTTP/2, a
     #: known remainder over ``max_bytes``, a read that had already failed).
     drains_skipped: int = 0

@@ -17,7 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._eventstream import EventStreamFilter, SSEOptions
+from ._exceptions import IncompleteStream
+from ._h2 import cancel_async, cancel_sync
 from ._policy import Budget, DrainPolicy, DrainResult, Outcome, ResponseFacts, Skip, plan
+from ._stats import logger
 
 if TYPE_CHECKING:
     from ._background import AsyncRunner, SyncRunner
@@ -41,6 +45,17 @@ class DrainContext:
     url: Any
     headers: Any
     extensions: dict[str, Any]
+    #: How to treat an event stream; ``None``: pass it through like any body.
+    sse: SSEOptions | None = None
+    #: The host library's ``RemoteProtocolError``, and our subclass of it.
+    protocol_error: type[BaseException] = Exception
+    incomplete_error: type[IncompleteStream] = IncompleteStream
+
+    def event_filter(self) -> EventStreamFilter | None:
+        """A filter for this response's body if it is an event stream we handle."""
+        if self.sse is not None and self.sse.applies_to(self.headers):
+            return EventStreamFilter(self.sse)
+        return None
 
     @property
     def origin(self) -> str:
@@ -147,7 +162,7 @@ class _ReadCap:
 class _StreamState:
     """Bookkeeping shared by both twins: bytes seen, how the inner iterator ended."""
 
-    __slots__ = ("_closed", "_consumed", "_ctx", "_done", "_failed", "_inner")
+    __slots__ = ("_closed", "_consumed", "_ctx", "_done", "_failed", "_filter", "_inner")
 
     def __init__(self, inner: Any, ctx: DrainContext) -> None:
         self._inner = inner
@@ -156,6 +171,47 @@ class _StreamState:
         self._done = False  # the inner iterator reached the end of the body
         self._failed = False  # reading raised: the inner stream has closed its connection
         self._closed = False
+        self._filter = ctx.event_filter()
+
+    def _truncation(self, exc: BaseException) -> BaseException | None:
+        """The typed error for an event stream cut off before its terminal event, if it was."""
+        filt = self._filter
+        if (
+            filt is None
+            or not isinstance(exc, self._ctx.protocol_error)
+            or filt.scanner.terminal_seen
+        ):
+            return None
+        scanner = filt.scanner
+        self._ctx.stats.add("truncated_streams")
+        return self._ctx.incomplete_error(
+            self._ctx.incomplete_error.describe(scanner.events, scanner.partial_size, exc),
+            events=scanner.events,
+            partial=scanner.partial,
+            partial_size=scanner.partial_size,
+        )
+
+    def _ended_at_terminal(self) -> bool:
+        return self._filter is not None and self._filter.ended
+
+    def _begin_drain(self) -> Budget:
+        budget = Budget(self._ctx.policy, _clock())
+        if self._filter is not None and self._filter.ended:
+            # Bytes after the terminal event in its own chunk were read and never handed on.
+            budget.discard(self._filter.discarded)
+        return budget
+
+    def _note_missing_terminator(self, error: BaseException | None) -> None:
+        # Seed 001: a server that closes after the terminal event without the chunked
+        # terminator. The consumer already saw a clean end of stream; say so, quietly.
+        if error is not None and self._filter is not None and self._filter.ended:
+            self._ctx.stats.add("missing_terminators")
+            logger.info(
+                "server ended the connection after the terminal event without ending the "
+                "body (%s), origin %s; the consumer saw a clean end of stream",
+                type(error).__name__,
+                self._ctx.origin,
+            )
 
     @property
     def deadline(self) -> float:
@@ -168,6 +224,8 @@ class _StreamState:
         return self._ctx.origin
 
     def _decide(self) -> Skip | None:
+        if self._filter is not None and self._filter.ended:
+            self._ctx.stats.add("terminal_events")
         if self._done:
             return Skip.COMPLETE
         if self._failed:
@@ -201,15 +259,33 @@ class SyncDrainStream(_StreamState):
     def __iter__(self) -> Iterator[bytes]:
         # A plain ``for`` (not ``yield from``): when the consumer abandons this generator, its
         # GeneratorExit must not reach the inner iterator, which the drain still needs.
+        filt = self._filter
         try:
-            for chunk in self._inner_iterator():
-                self._consumed += len(chunk)
-                yield chunk
+            if filt is None:
+                for chunk in self._inner_iterator():
+                    self._consumed += len(chunk)
+                    yield chunk
+            elif self._ended_at_terminal():
+                return  # iterated again after the terminal event: still end-of-body
+            else:
+                for chunk in self._inner_iterator():
+                    self._consumed += len(chunk)
+                    out = filt.feed(chunk)
+                    if out:
+                        yield out
+                    if filt.ended:
+                        return  # end-of-body for the consumer; the drain reads the rest
+                tail = filt.flush()
+                if tail:
+                    yield tail
         except GeneratorExit:
             raise
-        except BaseException:
+        except BaseException as exc:
             self._failed = True
-            raise
+            truncated = self._truncation(exc)
+            if truncated is None:
+                raise
+            raise truncated from exc
         self._done = True
 
     def close(self) -> None:
@@ -224,6 +300,10 @@ class SyncDrainStream(_StreamState):
         if skip is not None:
             if skip is not Skip.COMPLETE:
                 self._ctx.stats.record_skip(skip, self._ctx.origin)
+            if skip is Skip.NOT_HTTP11:
+                with contextlib.suppress(Exception):
+                    if cancel_sync(self._inner):
+                        self._ctx.stats.add("streams_cancelled")
             self._close_inner()
             return
         self._ctx.stats.add("drains_started")
@@ -235,7 +315,7 @@ class SyncDrainStream(_StreamState):
         ``on_wait`` is called once, when the drain is about to wait for the network. Runs on
         the caller's thread (inline) or a worker (background). Never raises.
         """
-        budget = Budget(self._ctx.policy, _clock())
+        budget = self._begin_drain()
         reached_end = False
         error: BaseException | None = None
         try:
@@ -248,6 +328,7 @@ class SyncDrainStream(_StreamState):
         except Exception as exc:
             error = exc
         finally:
+            self._note_missing_terminator(error)
             result = self._conclude(budget, reached_end=reached_end, error=error)
             try:
                 self._close_inner()
@@ -293,16 +374,30 @@ class AsyncDrainStream(_StreamState):
         return self
 
     async def __anext__(self) -> bytes:
-        try:
-            chunk = await self._inner_iterator().__anext__()
-        except StopAsyncIteration:
-            self._done = True
-            raise
-        except BaseException:
-            self._failed = True
-            raise
-        self._consumed += len(chunk)
-        return chunk
+        filt = self._filter
+        while True:
+            if filt is not None and filt.ended:
+                raise StopAsyncIteration
+            try:
+                chunk = await self._inner_iterator().__anext__()
+            except StopAsyncIteration:
+                self._done = True
+                tail = filt.flush() if filt is not None else b""
+                if tail:
+                    return tail
+                raise
+            except BaseException as exc:
+                self._failed = True
+                truncated = self._truncation(exc)
+                if truncated is None:
+                    raise
+                raise truncated from exc
+            self._consumed += len(chunk)
+            if filt is None:
+                return chunk
+            out = filt.feed(chunk)
+            if out:
+                return out
 
     async def aclose(self) -> None:
         """Drain what is left of the body within the budget, then close the inner stream.
@@ -318,6 +413,10 @@ class AsyncDrainStream(_StreamState):
         if skip is not None:
             if skip is not Skip.COMPLETE:
                 self._ctx.stats.record_skip(skip, self._ctx.origin)
+            if skip is Skip.NOT_HTTP11:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    if await cancel_async(self._inner):
+                        self._ctx.stats.add("streams_cancelled")
             await self._close_inner()
             return
         self._ctx.stats.add("drains_started")
@@ -331,7 +430,7 @@ class AsyncDrainStream(_StreamState):
         a cancel scope bounds the whole (for inner transports without a network stream).
         """
         policy = self._ctx.policy
-        budget = Budget(policy, _clock())
+        budget = self._begin_drain()
         reached_end = False
         error: BaseException | None = None
         try:
@@ -348,6 +447,7 @@ class AsyncDrainStream(_StreamState):
         except Exception as exc:
             error = exc
         finally:
+            self._note_missing_terminator(error)
             result = self._conclude(budget, reached_end=reached_end, error=error)
             try:
                 await self._close_inner()

@@ -18,6 +18,8 @@ from ._background import (
     SyncInlineRunner,
     SyncRunner,
 )
+from ._eventstream import SSEOptions
+from ._exceptions import IncompleteStream
 from ._policy import (
     DEFAULT_BACKGROUND_DEADLINE,
     DEFAULT_DEADLINE,
@@ -26,6 +28,7 @@ from ._policy import (
     DrainPolicy,
     Linger,
 )
+from ._sse import DEFAULT_TERMINAL, TerminalPredicate
 from ._stats import DrainStats
 from ._streams import AsyncDrainStream, DrainContext, SyncDrainStream
 
@@ -78,13 +81,27 @@ def _stream_class(flavour: Flavour, *, sync: bool) -> type[Any]:
 
 class _TransportBase:
     _flavour: ClassVar[Flavour]
+    #: The public ``IncompleteStreamError`` of the flavour.
+    _incomplete_error: ClassVar[type[IncompleteStream]]
 
     policy: DrainPolicy
     stats: DrainStats
 
     def _configure(
-        self, deadline: float | None, max_bytes: int, mode: Mode, max_pending: int
+        self,
+        *,
+        deadline: float | None,
+        max_bytes: int,
+        mode: Mode,
+        max_pending: int,
+        sse: bool,
+        terminal: TerminalPredicate | None,
+        align_events: bool,
     ) -> None:
+        if terminal is not None and not callable(terminal):
+            raise TypeError(f"terminal must be a callable taking an SSEEvent, not {terminal!r}")
+        #: How ``text/event-stream`` responses are treated; ``None`` when ``sse=False``.
+        self.sse = SSEOptions(terminal, bool(align_events)) if sse else None
         if mode not in ("background", "inline"):
             raise ValueError(f"mode must be 'background' or 'inline', not {mode!r}")
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
@@ -99,7 +116,14 @@ class _TransportBase:
 
     def _context(self, request: _Request, response: _Response) -> DrainContext:
         return DrainContext(
-            self.policy, self.stats, request.url, response.headers, response.extensions
+            self.policy,
+            self.stats,
+            request.url,
+            response.headers,
+            response.extensions,
+            self.sse,
+            self._flavour.RemoteProtocolError,
+            self._incomplete_error,
         )
 
     def __repr__(self) -> str:
@@ -131,10 +155,21 @@ class SyncDrainTransportImpl(_TransportBase, Generic[RequestT, ResponseT]):
         max_bytes: int = DEFAULT_MAX_BYTES,
         mode: Mode = "background",
         max_pending: int = DEFAULT_MAX_PENDING,
+        sse: bool = True,
+        terminal: TerminalPredicate | None = DEFAULT_TERMINAL,
+        align_events: bool = False,
         **kwargs: Any,
     ) -> None:
         _check_kwargs(transport, kwargs)
-        self._configure(deadline, max_bytes, mode, max_pending)
+        self._configure(
+            deadline=deadline,
+            max_bytes=max_bytes,
+            mode=mode,
+            max_pending=max_pending,
+            sse=sse,
+            terminal=terminal,
+            align_events=align_events,
+        )
         if transport is None:
             transport = self._flavour.HTTPTransport(**kwargs)
         elif not callable(getattr(transport, "handle_request", None)):
@@ -179,10 +214,21 @@ class AsyncDrainTransportImpl(_TransportBase, Generic[RequestT, ResponseT]):
         max_bytes: int = DEFAULT_MAX_BYTES,
         mode: Mode = "background",
         max_pending: int = DEFAULT_MAX_PENDING,
+        sse: bool = True,
+        terminal: TerminalPredicate | None = DEFAULT_TERMINAL,
+        align_events: bool = False,
         **kwargs: Any,
     ) -> None:
         _check_kwargs(transport, kwargs)
-        self._configure(deadline, max_bytes, mode, max_pending)
+        self._configure(
+            deadline=deadline,
+            max_bytes=max_bytes,
+            mode=mode,
+            max_pending=max_pending,
+            sse=sse,
+            terminal=terminal,
+            align_events=align_events,
+        )
         if transport is None:
             transport = self._flavour.AsyncHTTPTransport(**kwargs)
         elif not callable(getattr(transport, "handle_async_request", None)):

@@ -22,7 +22,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a venv without htt
         "install it with `pip install 'httpx-drain[httpx2]'`"
     ) from exc
 
-from ._flavours import HTTPX2
+from ._exceptions import IncompleteStream
+from ._flavours import HTTPX2 as _FLAVOUR
 from ._policy import (
     DEFAULT_BACKGROUND_DEADLINE,
     DEFAULT_DEADLINE,
@@ -32,42 +33,61 @@ from ._policy import (
     Outcome,
     Skip,
 )
+from ._sse import DEFAULT_TERMINAL, SSEEvent, TerminalEvents, TerminalPredicate
 from ._stats import DrainStats, StatsSnapshot
-from ._transports import AsyncDrainTransportImpl, Mode, SyncDrainTransportImpl
+from ._transports import AsyncDrainTransportImpl as _AsyncImpl
+from ._transports import Mode
+from ._transports import SyncDrainTransportImpl as _SyncImpl
 
 __all__ = [
     "DEFAULT_BACKGROUND_DEADLINE",
     "DEFAULT_DEADLINE",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_PENDING",
+    "DEFAULT_TERMINAL",
     "AsyncDrainTransport",
     "DrainResult",
     "DrainStats",
     "DrainTransport",
+    "IncompleteStream",
+    "IncompleteStreamError",
     "Mode",
     "Outcome",
+    "SSEEvent",
     "Skip",
     "StatsSnapshot",
+    "TerminalEvents",
+    "TerminalPredicate",
 ]
 
 
-class DrainTransport(SyncDrainTransportImpl[httpx2.Request, httpx2.Response], httpx2.BaseTransport):
+class IncompleteStreamError(IncompleteStream, httpx2.RemoteProtocolError):
+    """An event stream ended before its terminal event: events were lost.
+
+    A ``httpx2.RemoteProtocolError``, raised where the consumer would have seen one, so existing
+    handlers and SDK retries keep working; it also carries ``events`` (complete events
+    received), ``partial`` (the first bytes of the cut-off event, for logging) and
+    ``partial_size``.
+    """
+
+
+class DrainTransport(_SyncImpl[httpx2.Request, httpx2.Response], httpx2.BaseTransport):
     """An ``httpx2.BaseTransport`` that drains responses closed before their end.
 
     Same arguments as :class:`httpx_drain.DrainTransport`; with ``transport=None`` it builds
     ``httpx2.HTTPTransport(**kwargs)``.
     """
 
-    _flavour = HTTPX2
+    _flavour = _FLAVOUR
+    _incomplete_error = IncompleteStreamError
 
 
-class AsyncDrainTransport(
-    AsyncDrainTransportImpl[httpx2.Request, httpx2.Response], httpx2.AsyncBaseTransport
-):
+class AsyncDrainTransport(_AsyncImpl[httpx2.Request, httpx2.Response], httpx2.AsyncBaseTransport):
     """An ``httpx2.AsyncBaseTransport`` that drains responses closed before their end.
 
     Same arguments as :class:`httpx_drain.AsyncDrainTransport`; with ``transport=None`` it
     builds ``httpx2.AsyncHTTPTransport(**kwargs)``. Works on asyncio and trio.
     """
 
-    _flavour = HTTPX2
+    _flavour = _FLAVOUR
+    _incomplete_error = IncompleteStreamError
