@@ -13,6 +13,10 @@ and records :class:`ServerFacts`::
 :class:`RawServer` writes raw bytes and supports every step; :class:`HypercornServer` runs a
 real ASGI server (hypercorn, the ``testing`` extra) for the steps ASGI can express. Both have
 async variants that run in the current asyncio or trio event loop.
+
+:func:`assert_connections` and :func:`assert_no_early_disconnects` check the facts with
+messages that show every connection; the pytest plugin (:mod:`httpx_drain.testing.plugin`)
+starts servers as fixtures, picked with ``@pytest.mark.replay("openai-chat", ...)``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,14 @@ from __future__ import annotations
 import inspect
 
 from ._asgi import ASGIApp, ScenarioApp
+from ._assertions import (
+    assert_connections,
+    assert_no_early_disconnects,
+    assert_no_early_disconnects_async,
+    format_facts,
+)
 from ._base import ReplayServer, ReplayServerError
+from ._catalog import PRESETS, preset
 from ._facts import ConnectionFacts, ServerFacts
 from ._gate import Gate
 from ._hypercorn import AsyncHypercornServer, HypercornServer
@@ -52,11 +63,15 @@ from ._scenario import (
     UnsupportedStep,
     WaitFor,
 )
+from ._specs import AsyncReplayServerFactory, Backend, ReplayServerFactory, ReplaySpec
 
 __all__ = [
+    "PRESETS",
     "ASGIApp",
     "AsyncHypercornServer",
     "AsyncRawServer",
+    "AsyncReplayServerFactory",
+    "Backend",
     "Chunk",
     "ConnectionFacts",
     "Endless",
@@ -69,6 +84,8 @@ __all__ = [
     "RawServer",
     "ReplayServer",
     "ReplayServerError",
+    "ReplayServerFactory",
+    "ReplaySpec",
     "RequestInfo",
     "Reset",
     "Scenario",
@@ -83,10 +100,15 @@ __all__ = [
     "UnsupportedStep",
     "WaitFor",
     "anthropic_messages",
+    "assert_connections",
+    "assert_no_early_disconnects",
+    "assert_no_early_disconnects_async",
+    "format_facts",
     "generic_sse",
     "openai_assistants",
     "openai_chat",
     "openai_responses",
+    "preset",
     "sample_text",
 ]
 
