@@ -80,72 +80,16 @@ def _stream_class(flavour: Flavour, *, sync: bool) -> type[Any]:
 
 
 class _TransportBase:
+    """Configuration and wrapping shared by the sync and async transports."""
+
     _flavour: ClassVar[Flavour]
     #: The public ``IncompleteStreamError`` of the flavour.
     _incomplete_error: ClassVar[type[IncompleteStream]]
+    _sync: ClassVar[bool]
 
-    policy: DrainPolicy
-    stats: DrainStats
-
-    def _configure(
-        self,
-        *,
-        deadline: float | None,
-        max_bytes: int,
-        mode: Mode,
-        max_pending: int,
-        sse: bool,
-        terminal: TerminalPredicate | None,
-        align_events: bool,
-    ) -> None:
-        if terminal is not None and not callable(terminal):
-            raise TypeError(f"terminal must be a callable taking an SSEEvent, not {terminal!r}")
-        #: How ``text/event-stream`` responses are treated; ``None`` when ``sse=False``.
-        self.sse = SSEOptions(terminal, bool(align_events)) if sse else None
-        if mode not in ("background", "inline"):
-            raise ValueError(f"mode must be 'background' or 'inline', not {mode!r}")
-        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
-            raise ValueError(f"max_pending must be an int >= 1, not {max_pending!r}")
-        if deadline is None:
-            deadline = DEFAULT_BACKGROUND_DEADLINE if mode == "background" else DEFAULT_DEADLINE
-        self.policy = DrainPolicy(deadline=deadline, max_bytes=max_bytes)
-        self.mode: Mode = mode
-        self.max_pending = max_pending
-        #: Counters of this transport; see :class:`httpx_drain.StatsSnapshot`.
-        self.stats = DrainStats()
-
-    def _context(self, request: _Request, response: _Response) -> DrainContext:
-        return DrainContext(
-            self.policy,
-            self.stats,
-            request.url,
-            response.headers,
-            response.extensions,
-            self.sse,
-            self._flavour.RemoteProtocolError,
-            self._incomplete_error,
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}({self.transport!r}, deadline={self.policy.deadline!r}, "
-            f"max_bytes={self.policy.max_bytes!r}, mode={self.mode!r})"
-        )
-
+    #: The wrapped transport.
     transport: Any
-
-
-def _check_kwargs(transport: object, kwargs: dict[str, Any]) -> None:
-    if transport is not None and kwargs:
-        names = ", ".join(sorted(kwargs))
-        raise TypeError(
-            f"{names}: these options configure the default transport; pass them to your "
-            "own transport instead when you give one"
-        )
-
-
-class SyncDrainTransportImpl(_TransportBase, Generic[RequestT, ResponseT]):
-    """Behaviour of the sync ``DrainTransport`` of either flavour."""
+    _runner: Any
 
     def __init__(
         self,
@@ -160,40 +104,79 @@ class SyncDrainTransportImpl(_TransportBase, Generic[RequestT, ResponseT]):
         align_events: bool = False,
         **kwargs: Any,
     ) -> None:
-        _check_kwargs(transport, kwargs)
-        self._configure(
-            deadline=deadline,
-            max_bytes=max_bytes,
-            mode=mode,
-            max_pending=max_pending,
-            sse=sse,
-            terminal=terminal,
-            align_events=align_events,
-        )
-        if transport is None:
-            transport = self._flavour.HTTPTransport(**kwargs)
-        elif not callable(getattr(transport, "handle_request", None)):
+        if transport is not None and kwargs:
             raise TypeError(
-                f"transport must be a sync {self._flavour.name} transport with "
-                f"handle_request(), not {type(transport).__name__}"
+                f"{', '.join(sorted(kwargs))}: these options configure the default transport; "
+                "pass them to your own transport instead when you give one"
             )
-        #: The wrapped transport.
+        if mode not in ("background", "inline"):
+            raise ValueError(f"mode must be 'background' or 'inline', not {mode!r}")
+        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+            raise ValueError(f"max_pending must be an int >= 1, not {max_pending!r}")
+        if terminal is not None and not callable(terminal):
+            raise TypeError(f"terminal must be a callable taking an SSEEvent, not {terminal!r}")
+        if deadline is None:
+            deadline = DEFAULT_BACKGROUND_DEADLINE if mode == "background" else DEFAULT_DEADLINE
+        self.policy = DrainPolicy(deadline=deadline, max_bytes=max_bytes)
+        self.mode: Mode = mode
+        self.max_pending = max_pending
+        #: How ``text/event-stream`` responses are treated; ``None`` when ``sse=False``.
+        self.sse = SSEOptions(terminal, bool(align_events)) if sse else None
+        #: Counters of this transport; see :class:`httpx_drain.StatsSnapshot`.
+        self.stats = DrainStats()
+
+        flavour, sync = self._flavour, self._sync
+        if transport is None:
+            factory = flavour.HTTPTransport if sync else flavour.AsyncHTTPTransport
+            transport = factory(**kwargs)
+        else:
+            method = "handle_request" if sync else "handle_async_request"
+            if not callable(getattr(transport, method, None)):
+                kind = "a sync" if sync else "an async"
+                raise TypeError(
+                    f"transport must be {kind} {flavour.name} transport with {method}(), "
+                    f"not {type(transport).__name__}"
+                )
         self.transport = transport
-        self._runner: SyncRunner = (
-            SyncBackgroundRunner(max_pending, self.stats, Linger())
-            if mode == "background"
-            else SyncInlineRunner()
+        if mode == "background":
+            background = SyncBackgroundRunner if sync else AsyncBackgroundRunner
+            self._runner = background(max_pending, self.stats, Linger())
+        else:
+            self._runner = SyncInlineRunner() if sync else AsyncInlineRunner()
+        self._stream_cls = _stream_class(flavour, sync=sync)
+
+    def _wrap(self, request: _Request, response: ResponseT) -> ResponseT:
+        self.stats.add("responses_wrapped")
+        context = DrainContext(
+            self.policy,
+            self.stats,
+            request.url,
+            response.headers,
+            response.extensions,
+            self.sse,
+            self._flavour.RemoteProtocolError,
+            self._incomplete_error,
         )
-        self._stream_cls = _stream_class(self._flavour, sync=True)
+        response.stream = self._stream_cls(response.stream, context, self._runner)
+        return response
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.transport!r}, deadline={self.policy.deadline!r}, "
+            f"max_bytes={self.policy.max_bytes!r}, mode={self.mode!r})"
+        )
+
+
+class SyncDrainTransportImpl(_TransportBase, Generic[RequestT, ResponseT]):
+    """Behaviour of the sync ``DrainTransport`` of either flavour."""
+
+    _sync = True
+    _runner: SyncRunner
 
     def handle_request(self, request: RequestT) -> ResponseT:
         """Send the request through the wrapped transport and wrap the response stream."""
         response: ResponseT = self.transport.handle_request(request)
-        self.stats.add("responses_wrapped")
-        response.stream = self._stream_cls(
-            response.stream, self._context(request, response), self._runner
-        )
-        return response
+        return self._wrap(request, response)
 
     def close(self) -> None:
         """Finish pending drains, then close the wrapped transport."""
@@ -206,53 +189,13 @@ class SyncDrainTransportImpl(_TransportBase, Generic[RequestT, ResponseT]):
 class AsyncDrainTransportImpl(_TransportBase, Generic[RequestT, ResponseT]):
     """Behaviour of the async ``AsyncDrainTransport`` of either flavour."""
 
-    def __init__(
-        self,
-        transport: Any = None,
-        *,
-        deadline: float | None = None,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-        mode: Mode = "background",
-        max_pending: int = DEFAULT_MAX_PENDING,
-        sse: bool = True,
-        terminal: TerminalPredicate | None = DEFAULT_TERMINAL,
-        align_events: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        _check_kwargs(transport, kwargs)
-        self._configure(
-            deadline=deadline,
-            max_bytes=max_bytes,
-            mode=mode,
-            max_pending=max_pending,
-            sse=sse,
-            terminal=terminal,
-            align_events=align_events,
-        )
-        if transport is None:
-            transport = self._flavour.AsyncHTTPTransport(**kwargs)
-        elif not callable(getattr(transport, "handle_async_request", None)):
-            raise TypeError(
-                f"transport must be an async {self._flavour.name} transport with "
-                f"handle_async_request(), not {type(transport).__name__}"
-            )
-        #: The wrapped transport.
-        self.transport = transport
-        self._runner: AsyncRunner = (
-            AsyncBackgroundRunner(max_pending, self.stats, Linger())
-            if mode == "background"
-            else AsyncInlineRunner()
-        )
-        self._stream_cls = _stream_class(self._flavour, sync=False)
+    _sync = False
+    _runner: AsyncRunner
 
     async def handle_async_request(self, request: RequestT) -> ResponseT:
         """Send the request through the wrapped transport and wrap the response stream."""
         response: ResponseT = await self.transport.handle_async_request(request)
-        self.stats.add("responses_wrapped")
-        response.stream = self._stream_cls(
-            response.stream, self._context(request, response), self._runner
-        )
-        return response
+        return self._wrap(request, response)
 
     async def aclose(self) -> None:
         """Finish pending drains, then close the wrapped transport."""
