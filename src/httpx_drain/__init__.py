@@ -17,6 +17,16 @@ from __future__ import annotations
 import httpx
 
 from .__version__ import __version__
+from ._clients import (
+    DRAIN_OPTIONS,
+    drain_async_client,
+    drain_client,
+    install,
+    installed,
+    is_installed,
+    uninstall,
+    wrap_client,
+)
 from ._exceptions import IncompleteStream
 from ._flavours import HTTPX as _FLAVOUR
 from ._policy import (
@@ -40,6 +50,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_PENDING",
     "DEFAULT_TERMINAL",
+    "DRAIN_OPTIONS",
     "AsyncDrainTransport",
     "DrainResult",
     "DrainStats",
@@ -54,6 +65,13 @@ __all__ = [
     "TerminalEvents",
     "TerminalPredicate",
     "__version__",
+    "drain_async_client",
+    "drain_client",
+    "install",
+    "installed",
+    "is_installed",
+    "uninstall",
+    "wrap_client",
 ]
 
 

@@ -22,6 +22,16 @@ except ImportError as exc:  # pragma: no cover - exercised in a venv without htt
         "install it with `pip install 'httpx-drain[httpx2]'`"
     ) from exc
 
+from ._clients import (
+    DRAIN_OPTIONS,
+    install,
+    installed,
+    is_installed,
+    uninstall,
+    wrap_client,
+)
+from ._clients import drain_async_client_httpx2 as drain_async_client
+from ._clients import drain_client_httpx2 as drain_client
 from ._exceptions import IncompleteStream
 from ._flavours import HTTPX2 as _FLAVOUR
 from ._policy import (
@@ -45,6 +55,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_PENDING",
     "DEFAULT_TERMINAL",
+    "DRAIN_OPTIONS",
     "AsyncDrainTransport",
     "DrainResult",
     "DrainStats",
@@ -58,6 +69,13 @@ __all__ = [
     "StatsSnapshot",
     "TerminalEvents",
     "TerminalPredicate",
+    "drain_async_client",
+    "drain_client",
+    "install",
+    "installed",
+    "is_installed",
+    "uninstall",
+    "wrap_client",
 ]
 
 
