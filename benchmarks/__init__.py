@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks`` runs them all (``--quick`` for a smoke run)."""

@@ -1,0 +1,50 @@
+"""Small helpers shared by the benchmarks."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["median", "ms", "p99", "percentile", "sdk_client"]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The nearest-rank percentile ``q`` (0-100) of ``values``."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def p99(values: Sequence[float]) -> float:
+    return percentile(values, 99)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def sdk_client(sdk: Any, url: str, kind: str, *, verify: Any = True, **transport: Any) -> Any:
+    """An openai or anthropic sync client; ``kind`` is ``"bare"`` or a drain mode.
+
+    With a drain mode, the SDK's default httpx2 client gets our transport, as the README
+    shows (so the transport's own pool limits apply: httpx's defaults).
+    """
+    from httpx_drain.httpx2 import DrainTransport
+
+    if kind == "bare":
+        http_client = sdk.DefaultHttpxClient(verify=verify)
+    else:
+        http_client = sdk.DefaultHttpxClient(
+            transport=DrainTransport(mode=kind, verify=verify, **transport)
+        )
+    if sdk.__name__ == "openai":
+        return sdk.OpenAI(
+            base_url=url + "/v1", api_key="sk-bench", max_retries=0, http_client=http_client
+        )
+    return sdk.Anthropic(base_url=url, api_key="sk-bench", max_retries=0, http_client=http_client)

@@ -1,0 +1,220 @@
+"""Per-chunk CPU cost of the wrapper on a large body, against bare httpx and bare httpx2.
+
+A 64 MiB chunked body in 1 KiB chunks (each chunk one 1 KiB SSE event, ``text/event-stream``,
+no terminal event), read to its end with ``iter_raw()``, from three sources:
+
+- **parse** (the figure the targets apply to): the real transport (httpx's ``HTTPTransport``
+  and its httpcore pool, h11's chunk parsing, everything the client runs in production) over
+  httpcore's in-memory network backend (``MockBackend``, 64 KiB reads), so no socket. On a
+  machine shared with other work, the socket variant's CPU time swings by tens of percent with
+  the server's scheduling (how many bytes each ``recv`` finds, how often the client sleeps);
+  this one does not.
+- **socket**: the same bytes from RawServer in a child process over loopback (so
+  ``time.process_time`` counts the client alone): a cross-check with the kernel in the loop.
+- **memory**: the same chunks from an in-memory transport (no parsing at all): the cheapest
+  possible baseline, so its ratio is an upper bound on the relative cost; read the absolute
+  cost per chunk there.
+
+Clients: bare; ours with ``sse=False`` (scanning off: the wrapper only counts bytes); ours with
+the default ``sse=True`` (every chunk scanned for event boundaries). Runs are interleaved (the
+order rotates each round) and repeated: the tables give the median CPU time per chunk of each
+client, the median over rounds of its ratio to bare in the same round, and, as a cross-check,
+the ratio of the minima.
+
+    python -m benchmarks.bench_overhead [--mib 64] [--repeat 5] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from httpx_drain.testing import Raw, Scenario
+
+from ._common import median
+from ._servers import ServerProcess
+
+CHUNK = 1024
+EVENT = b"data: " + b"x" * (CHUNK - 8) + b"\n\n"
+assert len(EVENT) == CHUNK
+READ = 64 * 1024
+HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+    b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+)
+SOURCES = ("parse", "socket", "memory")
+CLIENTS = ("bare", "ours, scanning off", "ours, scanning on")
+
+
+def framed_body(chunks: int) -> bytes:
+    """``chunks`` SSE events framed as HTTP chunks, without the terminator."""
+    return (b"%x\r\n%b\r\n" % (CHUNK, EVENT)) * chunks
+
+
+def _flavours() -> list[tuple[str, Any, Any, Any]]:
+    import httpcore
+    import httpx
+
+    import httpx_drain
+
+    out: list[tuple[str, Any, Any, Any]] = [("httpx", httpx, httpcore, httpx_drain.DrainTransport)]
+    try:
+        import httpcore2
+        import httpx2
+
+        import httpx_drain.httpx2 as drain2
+    except ImportError:  # pragma: no cover - Python < 3.11
+        return out
+    out.append(("httpx2", httpx2, httpcore2, drain2.DrainTransport))
+    return out
+
+
+def _parse_transport(lib: Any, core: Any, reads: list[bytes]) -> Any:
+    """The library's own transport, its pool connecting to an in-memory network stream.
+
+    ``connection: close`` makes each request open a new (in-memory) connection, which
+    replays the whole response again.
+    """
+    transport = lib.HTTPTransport()
+    transport._pool.close()
+    transport._pool = core.ConnectionPool(network_backend=core.MockBackend(reads))
+    return transport
+
+
+def _memory_transport(lib: Any, chunks: int) -> Any:
+    class Body(lib.SyncByteStream):  # type: ignore[misc,name-defined]
+        def __iter__(self) -> Iterator[bytes]:
+            return iter([EVENT] * chunks)
+
+    def handler(request: Any) -> Any:
+        return lib.Response(
+            200,
+            headers={"content-type": "text/event-stream"},
+            stream=Body(),
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    return lib.MockTransport(handler)
+
+
+def _read_all(client: Any, url: str) -> int:
+    n = 0
+    with client.stream("GET", url) as response:
+        for chunk in response.iter_raw():
+            n += len(chunk)
+    return n
+
+
+def _cpu(fn: Callable[[], int], expected: int) -> float:
+    gc.collect()
+    started = time.process_time()
+    n = fn()
+    elapsed = time.process_time() - started
+    if n != expected:
+        raise SystemExit(f"read {n} bytes, expected {expected}")
+    return elapsed
+
+
+def measure(mib: int, repeat: int, sources: tuple[str, ...] = SOURCES) -> list[dict[str, Any]]:
+    chunks = mib * 1024 * 1024 // CHUNK
+    size = chunks * CHUNK
+    body = framed_body(chunks)
+    wire = HEAD + body + b"0\r\n\r\n"
+    reads = [wire[i : i + READ] for i in range(0, len(wire), READ)]
+    rows: list[dict[str, Any]] = []
+    with ServerProcess(Scenario(steps=[Raw(body)])) as server:
+        for name, lib, core, drain in _flavours():
+            for source in sources:
+                clients = {}
+                for label in CLIENTS:
+                    if source == "parse":
+                        inner = _parse_transport(lib, core, reads)
+                    elif source == "socket":
+                        inner = lib.HTTPTransport()
+                    else:
+                        inner = _memory_transport(lib, chunks)
+                    transport = inner if label == "bare" else drain(inner, sse=label.endswith("on"))
+                    clients[label] = lib.Client(transport=transport, timeout=60)
+                url = server.url if source == "socket" else "http://bench.invalid/"
+                times: dict[str, list[float]] = {label: [] for label in clients}
+                for client in clients.values():
+                    _read_all(client, url)  # warm up: connection, caches
+                order = list(clients)
+                for _ in range(repeat):
+                    # Rotate the order, so that no client always runs first (or last).
+                    order.append(order.pop(0))
+                    for label in order:
+                        client = clients[label]
+                        times[label].append(_cpu(lambda c=client, u=url: _read_all(c, u), size))
+                for client in clients.values():
+                    client.close()
+                rows += _rows(name, source, mib, chunks, repeat, times)
+    return rows
+
+
+def _rows(
+    name: str, source: str, mib: int, chunks: int, repeat: int, times: dict[str, list[float]]
+) -> list[dict[str, Any]]:
+    bare = times["bare"]
+    base = median(bare)
+    rows = []
+    for label, samples in times.items():
+        cpu = median(samples)
+        # Paired: each client against bare in the same round, which cancels the drift of a
+        # machine shared with other work.
+        paired = median([v / b for v, b in zip(samples, bare, strict=True)])
+        rows.append(
+            {
+                "flavour": name,
+                "source": source,
+                "client": label,
+                "mib": mib,
+                "chunks": chunks,
+                "repeat": repeat,
+                "cpu_s": round(cpu, 4),
+                "ns_per_chunk": round(cpu / chunks * 1e9, 1),
+                "extra_ns_per_chunk": round((cpu - base) / chunks * 1e9, 1),
+                "ratio": round(paired, 4),
+                "ratio_of_minima": round(min(samples) / min(bare), 4),
+            }
+        )
+    return rows
+
+
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    first = rows[0]
+    print(
+        f"Per-chunk CPU cost: {first['mib']} MiB in 1 KiB chunks, iter_raw(), "
+        f"{first['repeat']} rounds (process_time, client only)"
+    )
+    print(
+        f"{'flavour':<7} {'source':<7} {'client':<19} {'ns/chunk':>9} {'extra ns':>9} "
+        f"{'ratio':>7} {'min ratio':>9}"
+    )
+    for r in rows:
+        print(
+            f"{r['flavour']:<7} {r['source']:<7} {r['client']:<19} {r['ns_per_chunk']:>9.0f} "
+            f"{r['extra_ns_per_chunk']:>9.0f} {r['ratio']:>7.3f} {r['ratio_of_minima']:>9.3f}"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mib", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--sources", nargs="+", choices=SOURCES, default=list(SOURCES))
+    parser.add_argument("--json", help="write the rows here")
+    args = parser.parse_args(argv)
+    rows = measure(args.mib, args.repeat, tuple(args.sources))
+    print_rows(rows)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
