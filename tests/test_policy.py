@@ -19,8 +19,13 @@ from httpx_drain._policy import (
 )
 
 
-def facts(*headers: tuple[str, str], version: bytes | str = b"HTTP/1.1") -> ResponseFacts:
-    return ResponseFacts.from_response(httpx.Headers(list(headers)), {"http_version": version})
+def facts(
+    *headers: tuple[str, str], version: bytes | str = b"HTTP/1.1", chunked: bool = True
+) -> ResponseFacts:
+    framing = [("transfer-encoding", "chunked")] if chunked else []
+    return ResponseFacts.from_response(
+        httpx.Headers(list(headers) + framing), {"http_version": version}
+    )
 
 
 def test_defaults_follow_the_anchors() -> None:
@@ -70,6 +75,8 @@ def test_facts_from_headers() -> None:
         (facts(("content-length", str(DEFAULT_MAX_BYTES + 1))), 0, Skip.TOO_LARGE),
         (facts(("content-length", str(DEFAULT_MAX_BYTES + 1))), 1, None),
         (facts(("content-length", "0")), 0, None),  # HEAD, 204, 304: free to finish
+        (facts(chunked=False), 0, Skip.CLOSE_DELIMITED),
+        (facts(("content-length", "5"), chunked=False), 0, None),
     ],
 )
 def test_plan(f: ResponseFacts, consumed: int, expected: Skip | None) -> None:
@@ -97,3 +104,18 @@ def test_budget_bytes_and_outcomes() -> None:
     assert budget.conclude(reached_end=False, failed=False, now=0.5) is Outcome.MAX_BYTES
     result = budget.result(Outcome.MAX_BYTES, now=0.25)
     assert (result.outcome, result.bytes, result.seconds) == (Outcome.MAX_BYTES, 11, 0.25)
+
+
+@pytest.mark.parametrize(("method", "status"), [("HEAD", 200), ("GET", 204), ("GET", 304)])
+def test_empty_by_definition_is_delimited(method: str, status: int) -> None:
+    f = ResponseFacts.from_response(httpx.Headers(), {}, method, status)
+    assert plan(f, 0, DrainPolicy()) is None
+
+
+def test_read_size_stops_one_byte_past_the_cap() -> None:
+    budget = Budget(DrainPolicy(max_bytes=100), started=0.0)
+    assert budget.read_size(65536) == 101
+    budget.discard(100)
+    assert budget.read_size(65536) == 1
+    budget.discard(5)
+    assert budget.read_size(65536) == 1

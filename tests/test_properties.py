@@ -102,7 +102,7 @@ class Inner(httpx.BaseTransport, httpx.AsyncBaseTransport):
     def _response(self) -> httpx.Response:
         return httpx.Response(
             200,
-            headers={"content-type": self.content_type},
+            headers={"content-type": self.content_type, "transfer-encoding": "chunked"},
             stream=self.body,  # type: ignore[arg-type]
             extensions={"http_version": b"HTTP/1.1"},
         )

@@ -158,8 +158,10 @@ class SyncBackgroundRunner(SyncRunner):
         handoff.wait(stream.deadline)
         if not done.is_set():
             linger = self._linger.wait(origin)
-            if linger:
-                done.wait(linger)
+            if linger and not done.wait(linger):
+                # Learn now, not when this drain ends (maybe a deadline later): during a burst
+                # of closes every one would otherwise linger in vain.
+                self._linger.observe(origin, linger)
 
     def close(self) -> None:
         with self._lock:
@@ -241,8 +243,10 @@ class AsyncBackgroundRunner(AsyncRunner):
             gave_up.append(time.monotonic())
             linger = self._linger.wait(origin)
             if linger:
-                with anyio.move_on_after(linger):
+                with anyio.move_on_after(linger) as scope:
                     await done.wait()
+                if scope.cancelled_caught:
+                    self._linger.observe(origin, linger)  # learn now, as the sync runner does
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

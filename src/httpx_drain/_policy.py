@@ -45,8 +45,9 @@ DEFAULT_MAX_BYTES = 512 * 1024
 
 
 #: Background drains one transport runs at once. Each holds a connection that is otherwise
-#: lost, so the cap only matters against a server that never ends its bodies.
-DEFAULT_MAX_PENDING = 16
+#: lost (and a thread or a task, about 90 KiB or 25 KiB while it waits), so the cap only bites
+#: against servers that hold terminators back; 64 covers a burst of concurrent streams.
+DEFAULT_MAX_PENDING = 64
 
 
 class HeaderLookup(Protocol):
@@ -66,8 +67,9 @@ class Skip(str, enum.Enum):
     NOT_HTTP11 = "not-http/1.1"
     #: The known remainder (``Content-Length``) exceeds ``max_bytes``.
     TOO_LARGE = "too-large"
-    #: Draining is turned off (``max_bytes=0`` or ``deadline=0`` with nothing buffered).
-    DISABLED = "disabled"
+    #: The body ends when the server closes (neither ``Content-Length`` nor chunked): the
+    #: connection cannot be reused, so reading on would only waste the budget.
+    CLOSE_DELIMITED = "close-delimited"
     #: Reading the body had already failed: the inner stream closed its connection.
     FAILED = "failed"
 
@@ -110,10 +112,17 @@ class ResponseFacts:
     http_version: str
     connection_close: bool
     content_length: int | None
+    #: The body's length is known from its framing (chunked or ``Content-Length``), or it is
+    #: empty by definition (HEAD, 1xx, 204, 304): the connection can outlive it.
+    delimited: bool = True
 
     @classmethod
     def from_response(
-        cls, headers: HeaderLookup, extensions: Mapping[str, object]
+        cls,
+        headers: HeaderLookup,
+        extensions: Mapping[str, object],
+        method: str = "GET",
+        status: int = 200,
     ) -> ResponseFacts:
         """Read the facts from the response headers and extensions."""
         version = extensions.get("http_version", b"HTTP/1.1")
@@ -124,10 +133,19 @@ class ResponseFacts:
         length = headers.get("content-length")
         # A malformed length is h11's problem, not ours: treat it as unknown.
         content_length = int(length) if length is not None and length.isdigit() else None
+        encoding = headers.get("transfer-encoding")
+        # Only a response read off a connection (httpcore names its HTTP version) can be
+        # close-delimited; an in-memory body (MockTransport, ASGI) has no connection to lose.
+        on_the_wire = "http_version" in extensions
+        empty = method.upper() == "HEAD" or status < 200 or status in (204, 304)
         return cls(
             http_version=http_version,
             connection_close=connection is not None and "close" in connection.lower(),
             content_length=content_length,
+            delimited=not on_the_wire
+            or empty
+            or length is not None
+            or (encoding is not None and "chunked" in encoding.lower()),
         )
 
 
@@ -142,6 +160,8 @@ def plan(facts: ResponseFacts, consumed: int, policy: DrainPolicy) -> Skip | Non
         return Skip.NOT_HTTP11
     if facts.connection_close:
         return Skip.CONNECTION_CLOSE
+    if not facts.delimited:
+        return Skip.CLOSE_DELIMITED
     if facts.content_length is not None:
         remainder = facts.content_length - consumed
         if remainder > policy.max_bytes:
@@ -173,6 +193,11 @@ class Budget:
     def expired(self, now: float) -> bool:
         """True once the deadline has passed."""
         return now >= self._expires
+
+    def read_size(self, requested: int) -> int:
+        """How many bytes one network read may ask for: at most one past the byte cap, so a
+        hostile server cannot make a drain read (and hold) a whole buffer beyond it."""
+        return max(1, min(requested, self.policy.max_bytes - self.discarded + 1))
 
     def discard(self, nbytes: int) -> bool:
         """Account for ``nbytes`` read and thrown away; False once over the byte cap."""

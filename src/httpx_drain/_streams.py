@@ -20,6 +20,7 @@ import anyio
 from ._eventstream import EventStreamFilter, SSEOptions
 from ._exceptions import IncompleteStream
 from ._h2 import cancel_async, cancel_sync
+from ._h11 import has_leftover_bytes
 from ._policy import Budget, DrainPolicy, DrainResult, Outcome, ResponseFacts, Skip, plan
 from ._stats import logger
 
@@ -45,6 +46,8 @@ class DrainContext:
     url: Any
     headers: Any
     extensions: dict[str, Any]
+    method: str = "GET"
+    status: int = 200
     #: How to treat an event stream; ``None``: pass it through like any body.
     sse: SSEOptions | None = None
     #: The host library's ``RemoteProtocolError``, and our subclass of it.
@@ -66,7 +69,7 @@ class DrainContext:
 
     def plan(self, consumed: int) -> Skip | None:
         """Whether to drain, given the body bytes the consumer has seen."""
-        facts = ResponseFacts.from_response(self.headers, self.extensions)
+        facts = ResponseFacts.from_response(self.headers, self.extensions, self.method, self.status)
         return plan(facts, consumed, self.policy)
 
     @property
@@ -136,7 +139,8 @@ class _ReadCap:
             original = self._stream.read
 
             def read(max_bytes: int, timeout: float | None = None) -> bytes:
-                return original(max_bytes, self.timeout(timeout))  # type: ignore[no-any-return]
+                size = self._budget.read_size(max_bytes)
+                return original(size, self.timeout(timeout))  # type: ignore[no-any-return]
 
             self.install(read)
         try:
@@ -150,13 +154,18 @@ class _ReadCap:
             original = self._stream.read
 
             async def read(max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
-                return await original(max_bytes, self.timeout(timeout))  # type: ignore[no-any-return]
+                size = self._budget.read_size(max_bytes)
+                return await original(size, self.timeout(timeout))  # type: ignore[no-any-return]
 
             self.install(read)
         try:
             yield
         finally:
             self.remove()
+
+
+class _LeftoverBytes(Exception):
+    """The server sent bytes past the end of the body: the connection was closed."""
 
 
 class _StreamState:
@@ -304,6 +313,8 @@ class SyncDrainStream(_StreamState):
                 with contextlib.suppress(Exception):
                     if cancel_sync(self._inner):
                         self._ctx.stats.add("streams_cancelled")
+            elif skip is Skip.COMPLETE:
+                self._discard_if_overfilled()
             self._close_inner()
             return
         self._ctx.stats.add("drains_started")
@@ -329,6 +340,8 @@ class SyncDrainStream(_StreamState):
             error = exc
         finally:
             self._note_missing_terminator(error)
+            if reached_end and self._discard_if_overfilled():
+                error, reached_end = _LeftoverBytes(), False
             result = self._conclude(budget, reached_end=reached_end, error=error)
             try:
                 self._close_inner()
@@ -336,6 +349,14 @@ class SyncDrainStream(_StreamState):
                 result = budget.result(Outcome.ERROR, _clock(), type(exc).__name__)
             self._ctx.stats.record(result, self._ctx.origin)
         return result
+
+    def _discard_if_overfilled(self) -> bool:
+        """Close the connection if the server sent bytes past this response; True if so."""
+        if not has_leftover_bytes(self._inner):
+            return False
+        with contextlib.suppress(Exception):
+            self._ctx.network_stream.close()
+        return True
 
     def _close_inner(self) -> None:
         # Finish the inner iterator ourselves (a no-op once exhausted) rather than leave it to
@@ -417,6 +438,8 @@ class AsyncDrainStream(_StreamState):
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     if await cancel_async(self._inner):
                         self._ctx.stats.add("streams_cancelled")
+            elif skip is Skip.COMPLETE:
+                await self._discard_if_overfilled()
             await self._close_inner()
             return
         self._ctx.stats.add("drains_started")
@@ -448,6 +471,8 @@ class AsyncDrainStream(_StreamState):
             error = exc
         finally:
             self._note_missing_terminator(error)
+            if reached_end and await self._discard_if_overfilled():
+                error, reached_end = _LeftoverBytes(), False
             result = self._conclude(budget, reached_end=reached_end, error=error)
             try:
                 await self._close_inner()
@@ -455,6 +480,14 @@ class AsyncDrainStream(_StreamState):
                 result = budget.result(Outcome.ERROR, _clock(), type(exc).__name__)
             self._ctx.stats.record(result, self._ctx.origin)
         return result
+
+    async def _discard_if_overfilled(self) -> bool:
+        """Close the connection if the server sent bytes past this response; True if so."""
+        if not has_leftover_bytes(self._inner):
+            return False
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            await self._ctx.network_stream.aclose()
+        return True
 
     async def _close_inner(self) -> None:
         # Finish the inner iterator ourselves (a no-op once exhausted): left to the garbage

@@ -46,6 +46,9 @@ class _Request(Protocol):
     @property
     def url(self) -> Any: ...
 
+    @property
+    def method(self) -> Any: ...
+
 
 class _Response(Protocol):
     stream: Any
@@ -55,6 +58,9 @@ class _Response(Protocol):
 
     @property
     def extensions(self) -> Any: ...
+
+    @property
+    def status_code(self) -> int: ...
 
 
 RequestT = TypeVar("RequestT", bound=_Request)
@@ -148,14 +154,16 @@ class _TransportBase:
     def _wrap(self, request: _Request, response: ResponseT) -> ResponseT:
         self.stats.add("responses_wrapped")
         context = DrainContext(
-            self.policy,
-            self.stats,
-            request.url,
-            response.headers,
-            response.extensions,
-            self.sse,
-            self._flavour.RemoteProtocolError,
-            self._incomplete_error,
+            policy=self.policy,
+            stats=self.stats,
+            url=request.url,
+            headers=response.headers,
+            extensions=response.extensions,
+            method=request.method,
+            status=response.status_code,
+            sse=self.sse,
+            protocol_error=self._flavour.RemoteProtocolError,
+            incomplete_error=self._incomplete_error,
         )
         response.stream = self._stream_cls(response.stream, context, self._runner)
         return response
