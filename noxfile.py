@@ -33,7 +33,14 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+def docs(session: nox.Session) -> None:
+    """Build the docs; warnings (broken links, missing snippets) fail the build."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", "-d", "site")
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks: prints ratios measured in one run, writes JSON (and a plot)."""
-    session.install("-e", ".[test]")
+    """Benchmarks: prints ratios measured in one run, writes JSON and a plot."""
+    session.install("-e", ".[test]", "matplotlib")
     session.run("python", "-m", "benchmarks", *session.posargs)
