@@ -12,6 +12,7 @@ from httpx_drain._policy import (
     DEFAULT_MAX_BYTES,
     Budget,
     DrainPolicy,
+    Linger,
     Outcome,
     ResponseFacts,
     Skip,
@@ -119,3 +120,17 @@ def test_read_size_stops_one_byte_past_the_cap() -> None:
     assert budget.read_size(65536) == 1
     budget.discard(5)
     assert budget.read_size(65536) == 1
+
+
+def test_linger_learns_which_origins_are_worth_waiting_for() -> None:
+    linger = Linger(cap=0.002)
+    assert linger.wait("a") == 0.002  # nothing known: one cheap try
+    linger.observe("a", 0.0001)  # terminators trail by microseconds: wait for them
+    assert 0 < linger.wait("a") <= 0.002
+    linger.observe("b", 2 * 0.002)  # a caller gave up after the cap: stop lingering at once
+    assert linger.wait("b") == 0.0
+    linger.observe("c", None)  # never came
+    assert linger.wait("c") == 0.0
+    for _ in range(20):  # but a server that becomes prompt is lingered for again
+        linger.observe("c", 0.0001)
+    assert linger.wait("c") > 0

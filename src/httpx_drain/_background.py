@@ -160,8 +160,9 @@ class SyncBackgroundRunner(SyncRunner):
             linger = self._linger.wait(origin)
             if linger and not done.wait(linger):
                 # Learn now, not when this drain ends (maybe a deadline later): during a burst
-                # of closes every one would otherwise linger in vain.
-                self._linger.observe(origin, linger)
+                # of closes every one would otherwise linger in vain. The wait is only a lower
+                # bound of the delay; twice it puts the origin past the cap at once.
+                self._linger.observe(origin, 2 * linger)
 
     def close(self) -> None:
         with self._lock:
@@ -246,7 +247,7 @@ class AsyncBackgroundRunner(AsyncRunner):
                 with anyio.move_on_after(linger) as scope:
                     await done.wait()
                 if scope.cancelled_caught:
-                    self._linger.observe(origin, linger)  # learn now, as the sync runner does
+                    self._linger.observe(origin, 2 * linger)  # learn now, as the sync runner does
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
