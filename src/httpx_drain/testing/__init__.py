@@ -21,6 +21,7 @@ starts servers as fixtures, picked with ``@pytest.mark.replay("openai-chat", ...
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 
 from ._asgi import ASGIApp, ScenarioApp
@@ -117,5 +118,7 @@ __all__ = [
 for _name in __all__:
     _obj = globals().get(_name)
     if isinstance(_obj, type) or inspect.isfunction(_obj):
-        _obj.__module__ = __name__
+        # Python 3.10 counts some generic aliases (``Callable[...]``) as types, read-only ones.
+        with contextlib.suppress(AttributeError, TypeError):
+            _obj.__module__ = __name__
 del _name, _obj
