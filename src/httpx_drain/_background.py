@@ -261,3 +261,7 @@ class AsyncBackgroundRunner(AsyncRunner):
         with anyio.CancelScope(shield=True):
             for done in list(self._pending):
                 await done.wait()
+            # A drain sets its event a step before its task ends: wait for the tasks too, so
+            # none outlives the transport (trio system tasks end with the event).
+            if self._tasks:
+                await asyncio.wait(list(self._tasks))
