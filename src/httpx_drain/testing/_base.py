@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import abc
 import socket
+from collections.abc import Callable, Coroutine
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
 
 from ._facts import ServerFacts
 
-__all__ = ["ReplayServer", "ReplayServerError", "listening_socket"]
+__all__ = ["AsyncServing", "ReplayServer", "ReplayServerError", "listening_socket"]
 
 
 class ReplayServerError(RuntimeError):
@@ -64,6 +70,49 @@ class ReplayServer(abc.ABC):
             if len(errors) > 1:
                 message += f" (and {len(errors) - 1} more, see facts.errors)"
             raise ReplayServerError(message) from errors[0]
+
+
+class AsyncServing(ReplayServer):
+    """The ``async with`` life of a server running in the current event loop.
+
+    Shared by :class:`AsyncRawServer` and :class:`AsyncHypercornServer`: a task group runs
+    ``serve``; leaving the block stops the server, waits for every task, then closes the
+    listening socket and raises what went wrong while serving.
+    """
+
+    _task_group: anyio.abc.TaskGroup | None = None
+
+    @abc.abstractmethod
+    def _listening_socket(self) -> socket.socket | None:
+        """The socket the server accepts on, closed once it has stopped."""
+
+    async def _start_serving(self, serve: Callable[..., Coroutine[Any, Any, Any]]) -> None:
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        try:
+            await group.start(serve)
+        except BaseException as exc:
+            await group.__aexit__(type(exc), exc, exc.__traceback__)
+            if (sock := self._listening_socket()) is not None:
+                sock.close()
+            raise
+        self._task_group = group
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+        assert self._task_group is not None
+        try:
+            await self._task_group.__aexit__(exc_type, exc, tb)
+        finally:
+            if (sock := self._listening_socket()) is not None:
+                sock.close()
+        if exc_type is None:
+            self._raise_errors()
 
 
 def listening_socket(host: str, *, blocking: bool = True) -> socket.socket:

@@ -22,7 +22,7 @@ import anyio.abc
 import anyio.from_thread
 
 from ._asgi import ASGIApp, ConnectionState, RecordingMiddleware, ScenarioApp, Tracker
-from ._base import ReplayServer, listening_socket
+from ._base import AsyncServing, ReplayServer, listening_socket
 from ._scenario import Scenario, ScenarioSource
 
 if TYPE_CHECKING:
@@ -439,7 +439,7 @@ class HypercornServer(_HypercornBase):
             self._sock.close()
 
 
-class AsyncHypercornServer(_HypercornBase):
+class AsyncHypercornServer(AsyncServing, _HypercornBase):
     """:class:`HypercornServer` running in the current event loop (asyncio or trio)::
 
         async with AsyncHypercornServer(scenario) as srv:
@@ -466,35 +466,14 @@ class AsyncHypercornServer(_HypercornBase):
             tls=tls,
             keep_alive_timeout=keep_alive_timeout,
         )
-        self._task_group: anyio.abc.TaskGroup | None = None
 
     async def __aenter__(self) -> AsyncHypercornServer:
-        sock = self._listen()
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
-        try:
-            await self._task_group.start(self._serve)
-        except BaseException as exc:
-            await self._task_group.__aexit__(type(exc), exc, exc.__traceback__)
-            sock.close()
-            raise
+        self._listen()
+        await self._start_serving(self._serve)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-        assert self._task_group is not None
-        assert self._sock is not None
-        try:
-            await self._task_group.__aexit__(exc_type, exc, tb)
-        finally:
-            self._sock.close()
-        if exc_type is None:
-            self._raise_errors()
+    def _listening_socket(self) -> socket.socket | None:
+        return self._sock
 
     def close(self) -> None:
         """Stop the server; call it from its event loop. ``async with`` exit waits for it."""

@@ -15,7 +15,7 @@ from types import TracebackType
 import anyio
 import h11
 
-from ._base import ReplayServer, listening_socket
+from ._base import AsyncServing, ReplayServer, listening_socket
 from ._gate import Gate
 from ._scenario import RequestInfo, Scenario, ScenarioSource, resolve
 from ._wire import Close, Open, Plan, Repeat, RequestParser, Send, Sleep, Wait, plan
@@ -406,7 +406,7 @@ class _AsyncConnection:
         self.eof = False
 
 
-class AsyncRawServer(ReplayServer):
+class AsyncRawServer(AsyncServing):
     """:class:`RawServer` running in the current event loop (asyncio or trio), byte-exact::
 
         async with AsyncRawServer(scenario) as srv:
@@ -420,7 +420,6 @@ class AsyncRawServer(ReplayServer):
         super().__init__(host)
         self._source = scenario
         self._listener: socket.socket | None = None
-        self._task_group: anyio.abc.TaskGroup | None = None
         self._scope: anyio.CancelScope | None = None
         self._stopping = False
 
@@ -429,26 +428,11 @@ class AsyncRawServer(ReplayServer):
             raise RuntimeError("AsyncRawServer already started")
         self._listener = listening_socket(self.host, blocking=False)
         self._port = int(self._listener.getsockname()[1])
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
-        await self._task_group.start(self._run)
+        await self._start_serving(self._run)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-        assert self._task_group is not None
-        assert self._listener is not None
-        try:
-            await self._task_group.__aexit__(exc_type, exc, tb)
-        finally:
-            self._listener.close()
-        if exc_type is None:
-            self._raise_errors()
+    def _listening_socket(self) -> socket.socket | None:
+        return self._listener
 
     def close(self) -> None:
         """Stop the server: cancel the accept loop, every connection and blocked step.
