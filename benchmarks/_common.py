@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import statistics
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["median", "ms", "p99", "percentile", "sdk_client"]
+__all__ = ["median", "ms", "p99", "parser", "percentile", "sdk_client", "write_json"]
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's command line: its docstring's first paragraph, and ``--json``."""
+    result = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    result.add_argument("--json", help="write the rows here")
+    return result
+
+
+def write_json(rows: Any, path: str | None) -> None:
+    """Write ``rows`` to ``path`` as JSON, if a path was given."""
+    if path:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(rows, f, indent=2)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

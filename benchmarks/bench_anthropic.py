@@ -9,13 +9,12 @@ ends at ``message_stop`` and the tail is drained in the background (default sett
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from typing import Any
 
 from httpx_drain.testing import anthropic_messages
 
+from . import _common
 from ._common import median, ms, p99, sdk_client
 from ._servers import ServerProcess
 
@@ -93,16 +92,13 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--bare-requests", type=int, default=5, help="bare at D: each waits D")
-    parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args(argv)
     rows = measure(args.requests, args.bare_requests)
     print_rows(rows)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=2)
+    _common.write_json(rows, args.json)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ drains that ended the body; ``rejected``: closes past ``max_pending`` (16) drain
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from typing import Any
 
@@ -21,6 +19,7 @@ import anyio
 
 from httpx_drain.testing import openai_chat
 
+from . import _common
 from ._servers import ServerProcess
 
 STREAMS = 64
@@ -117,15 +116,12 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args(argv)
     rows = measure(args.rounds)
     print_rows(rows)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=2)
+    _common.write_json(rows, args.json)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,7 @@ holds a worker thread (its stack is mapped lazily: RSS counts the pages touched)
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import os
 import threading
 import tracemalloc
@@ -22,6 +20,7 @@ import anyio
 
 from httpx_drain.testing import openai_chat
 
+from . import _common
 from ._servers import ServerProcess
 
 NEVER = 3600.0
@@ -159,15 +158,12 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--drains", type=int, default=64)
-    parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args(argv)
     rows = measure(args.drains)
     print_rows(rows)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=2)
+    _common.write_json(rows, args.json)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,13 @@ in the same run. No assertions: targets are read off the table.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import time
 from typing import Any
 
 from httpx_drain.testing import openai_chat
 
+from . import _common
 from ._common import median, ms, p99, sdk_client
 from ._servers import CertificateAuthority, ServerProcess
 
@@ -110,16 +109,13 @@ def print_rows(rows: list[dict[str, Any]], requests: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--tls", action="store_true", help="through a TLS-terminating relay")
-    parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args(argv)
     rows = measure(args.requests, tls=CertificateAuthority() if args.tls else None)
     print_rows(rows, args.requests)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=2)
+    _common.write_json(rows, args.json)
 
 
 if __name__ == "__main__":

@@ -26,15 +26,14 @@ the ratio of the minima.
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from httpx_drain.testing import Raw, Scenario
 
+from . import _common
 from ._common import median
 from ._servers import ServerProcess
 
@@ -203,17 +202,14 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--mib", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sources", nargs="+", choices=SOURCES, default=list(SOURCES))
-    parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args(argv)
     rows = measure(args.mib, args.repeat, tuple(args.sources))
     print_rows(rows)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=2)
+    _common.write_json(rows, args.json)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,9 @@ without); with our transport (background mode, defaults) a reused connection pay
 
 from __future__ import annotations
 
-import argparse
-import json
 from typing import Any
 
-from . import bench_modes
+from . import _common, bench_modes
 from ._servers import CertificateAuthority
 
 RTT = 0.02
@@ -49,15 +47,12 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--requests", type=int, default=20)
-    parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args(argv)
     rows = measure(args.requests)
     print_rows(rows)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=2)
+    _common.write_json(rows, args.json)
 
 
 if __name__ == "__main__":
