@@ -14,7 +14,7 @@ PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 def tests(session: nox.Session) -> None:
     """The test suite; httpx2 and the SDKs built on it only where Python >= 3.11."""
     session.install("-e", ".[test]")
-    session.run("python", "-m", "pytest", *session.posargs)
+    session.run("python", "-m", "pytest", "-n", "auto", *session.posargs)
 
 
 @nox.session
