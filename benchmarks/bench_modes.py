@@ -70,6 +70,7 @@ def run(
         row["connections_kept"] = stats.connections_kept
         row["drains_rejected"] = stats.drains_rejected
         row["deadline_exceeded"] = stats.deadline_exceeded
+        row["handover_waits"] = stats.handover_waits
     if delay > 0:
         # The target: a connection draining for D is busy for D; requests every t ms need
         # ceil(D / t) of them in rotation, plus two of slack.

@@ -169,3 +169,87 @@ async def test_async_background_keeps_the_connection(flavour: Flavour) -> None:
                     await anyio.sleep(0.002)
             await astop_at_done(client, server.url)
         assert server.facts.connection_count == 1
+
+
+def _held_each(count: int) -> tuple[list[Gate], Any]:
+    """``count`` gates and a scenario factory: response i holds its terminator on gate i."""
+    gates = [Gate() for _ in range(count)]
+    scenarios = iter(held(g) for g in gates)
+    return gates, lambda _request: next(scenarios)
+
+
+def test_a_request_waits_for_a_connection_whose_drain_is_due(flavour: Flavour) -> None:
+    # Response 2's drain is due (the window is widened so that "due" does not depend on the
+    # clock): request 3 waits for it instead of opening a second connection, and the test
+    # releases the terminator only once request 3 is seen waiting.
+    gates, scenarios = _held_each(3)
+    with RawServer(scenarios) as server:
+        transport = flavour.DrainTransport(deadline=30)
+        transport._runner._handover.window = 60.0
+        with flavour.lib.Client(transport=transport) as client:
+            stop_at_done(client, server.url)
+            gates[0].set()  # teaches the handover how long this origin's drains wait
+            assert wait_for(lambda: transport.stats.connections_kept == 1)
+            stop_at_done(client, server.url)
+
+            def release_once_waiting() -> None:
+                if wait_for(lambda: transport.stats.handover_waits == 1):
+                    gates[1].set()
+
+            releaser = threading.Thread(target=release_once_waiting)
+            releaser.start()
+            stop_at_done(client, server.url)
+            releaser.join()
+            gates[2].set()
+        assert transport.stats.handover_waits == 1
+        assert server.facts.connection_count == 1
+
+
+def test_no_wait_while_the_pool_has_a_free_connection(flavour: Flavour) -> None:
+    gates, scenarios = _held_each(4)
+    with RawServer(scenarios) as server:
+        transport = flavour.DrainTransport(deadline=30)
+        transport._runner._handover.window = 60.0
+        with flavour.lib.Client(transport=transport) as client:
+            stop_at_done(client, server.url)
+            gates[0].set()
+            assert wait_for(lambda: transport.stats.connections_kept == 1)
+            with client.stream("GET", server.url) as whole:  # holds connection 1
+                stop_at_done(client, server.url)  # connection 2, its drain pending and due
+                gates[1].set()
+                whole.read()  # to the end: connection 1 is free again
+            stop_at_done(client, server.url)  # takes connection 1 without waiting
+            gates[2].set()
+            gates[3].set()
+        assert transport.stats.handover_waits == 0
+        assert server.facts.connection_count == 2
+
+
+@pytest.mark.anyio
+async def test_async_request_waits_for_a_connection_whose_drain_is_due(
+    flavour: Flavour,
+) -> None:
+    gates, scenarios = _held_each(3)
+    with RawServer(scenarios) as server:
+        transport = flavour.AsyncDrainTransport(deadline=30)
+        transport._runner._handover.window = 60.0
+        async with flavour.lib.AsyncClient(transport=transport) as client:
+            await astop_at_done(client, server.url)
+            gates[0].set()
+            with anyio.fail_after(10):
+                while transport.stats.connections_kept == 0:
+                    await anyio.sleep(0.002)
+            await astop_at_done(client, server.url)
+
+            async def release_once_waiting() -> None:
+                with anyio.fail_after(10):
+                    while transport.stats.handover_waits == 0:
+                        await anyio.sleep(0.002)
+                gates[1].set()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(release_once_waiting)
+                await astop_at_done(client, server.url)
+            gates[2].set()
+        assert transport.stats.handover_waits == 1
+        assert server.facts.connection_count == 1

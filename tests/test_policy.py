@@ -12,6 +12,7 @@ from httpx_drain._policy import (
     DEFAULT_MAX_BYTES,
     Budget,
     DrainPolicy,
+    Handover,
     Linger,
     Outcome,
     ResponseFacts,
@@ -134,3 +135,35 @@ def test_linger_learns_which_origins_are_worth_waiting_for() -> None:
     for _ in range(20):  # but a server that becomes prompt is lingered for again
         linger.observe("c", 0.0001)
     assert linger.wait("c") > 0
+
+
+def test_handover_waits_only_for_drains_due_within_its_window() -> None:
+    handover = Handover(window=0.002)
+    assert handover.wait("a", 10.0) == 0.0  # nothing learned: never wait
+    handover.observe("a", 0.050)  # terminators trail by 50 ms
+    assert handover.wait("a", 0.010) == 0.0  # due in 40 ms: a new connection is cheaper
+    assert handover.wait("a", 0.0485) == 0.002  # due within the window
+    assert handover.wait("a", 0.200) == 0.002  # overdue: its bytes are in, its worker is not
+    handover.observe("a", 0.060)
+    assert handover.wait("a", 0.050) == 0.0  # the average moved: (3 * 50 + 60) / 4 = 52.5 ms
+    assert handover.wait("a", 0.051) == 0.002
+
+
+def test_handover_forgets_an_origin_whose_terminator_did_not_come() -> None:
+    handover = Handover(window=0.002)
+    handover.observe("a", 0.001)
+    handover.observe("a", None)  # a drain ran out of budget: unpredictable
+    assert handover.wait("a", 60.0) == 0.0
+    handover.observe("a", 0.005)  # until a drain ends again: then that one alone counts
+    assert handover.wait("a", 0.0035) == 0.002
+    assert handover.wait("a", 0.0025) == 0.0
+
+
+def test_handover_remembers_a_bounded_number_of_origins() -> None:
+    handover = Handover()
+    for i in range(Handover.MAX_ORIGINS):
+        handover.observe(f"o{i}", 0.001)
+    assert handover.wait("o0", 0.001)
+    handover.observe("new", 0.001)  # past the bound: everything older is forgotten
+    assert handover.wait("o0", 0.001) == 0.0
+    assert handover.wait("new", 0.001)

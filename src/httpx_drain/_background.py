@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._policy import Linger, Outcome
+from ._policy import Handover, Linger, Outcome
+from ._pool import has_available_connection
+from ._streams import origin_of
 
 if TYPE_CHECKING:
     from ._stats import DrainStats
@@ -43,6 +45,9 @@ _ASYNC_HANDOFF_TURNS = 4
 class SyncRunner:
     """Runs the drains of one sync transport."""
 
+    def before_request(self, url: Any, transport: Any) -> None:
+        """Called before each request: may wait for a connection that is about to be free."""
+
     def submit(self, stream: SyncDrainStream) -> None:
         """Drain ``stream``; it closes its inner stream when done."""
         raise NotImplementedError
@@ -53,6 +58,9 @@ class SyncRunner:
 
 class AsyncRunner:
     """Runs the drains of one async transport."""
+
+    async def before_request(self, url: Any, transport: Any) -> None:
+        """Called before each request: may wait for a connection that is about to be free."""
 
     async def submit(self, stream: AsyncDrainStream) -> None:
         """Drain ``stream``; it closes its inner stream when done."""
@@ -104,6 +112,38 @@ class _Slots:
             return self._in_flight
 
 
+class _Waiting:
+    """Background drains waiting for the network, per origin: when each began to wait."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_origin: dict[str, dict[Any, float]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._by_origin)
+
+    def add(self, origin: str, done: Any, since: float) -> None:
+        with self._lock:
+            self._by_origin.setdefault(origin, {})[done] = since
+
+    def remove(self, origin: str, done: Any) -> None:
+        with self._lock:
+            drains = self._by_origin.get(origin)
+            if drains is not None:
+                drains.pop(done, None)
+                if not drains:
+                    del self._by_origin[origin]
+
+    def oldest(self, origin: str) -> tuple[Any, float] | None:
+        """The drain of ``origin`` that has waited longest (the one due first), if any."""
+        with self._lock:
+            drains = self._by_origin.get(origin)
+            if not drains:
+                return None
+            done = min(drains, key=drains.__getitem__)
+            return done, drains[done]
+
+
 class SyncBackgroundRunner(SyncRunner):
     """Drain on worker threads owned by the transport; at most ``max_pending`` at once.
 
@@ -111,12 +151,31 @@ class SyncBackgroundRunner(SyncRunner):
     the pool's lock, exactly as the caller's thread would have.
     """
 
-    def __init__(self, max_pending: int, stats: DrainStats, linger: Linger) -> None:
+    def __init__(
+        self, max_pending: int, stats: DrainStats, linger: Linger, handover: Handover
+    ) -> None:
         self._slots = _Slots(max_pending, stats)
         self._max_pending = max_pending
+        self._stats = stats
         self._linger = linger
+        self._handover = handover
+        self._waiting = _Waiting()
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+
+    def before_request(self, url: Any, transport: Any) -> None:
+        if not self._waiting:  # the common case: nothing draining
+            return
+        origin = origin_of(url)
+        oldest = self._waiting.oldest(origin)
+        if oldest is None:
+            return
+        done, since = oldest
+        wait = self._handover.wait(origin, time.monotonic() - since)
+        if wait and has_available_connection(transport, url) is False:
+            # Blocking here also hands the GIL to a drain whose bytes have arrived.
+            self._stats.add("handover_waits")
+            done.wait(wait)
 
     def submit(self, stream: SyncDrainStream) -> None:
         if not self._slots.acquire():
@@ -135,7 +194,9 @@ class SyncBackgroundRunner(SyncRunner):
         origin = stream.origin
 
         def on_wait() -> None:
-            waiting_since.append(time.monotonic())
+            now = time.monotonic()
+            waiting_since.append(now)
+            self._waiting.add(origin, done, now)
             handoff.set()
 
         def job() -> None:
@@ -143,10 +204,11 @@ class SyncBackgroundRunner(SyncRunner):
                 result = stream.drain(on_wait=on_wait)
                 if waiting_since:
                     kept = result.outcome is Outcome.KEPT
-                    self._linger.observe(
-                        origin, time.monotonic() - waiting_since[0] if kept else None
-                    )
+                    waited = time.monotonic() - waiting_since[0] if kept else None
+                    self._linger.observe(origin, waited)
+                    self._handover.observe(origin, waited)
             finally:
+                self._waiting.remove(origin, done)
                 self._slots.release()
                 done.set()
                 handoff.set()
@@ -198,12 +260,31 @@ def _spawner() -> Callable[[Callable[[], Awaitable[None]]], Any] | None:
 class AsyncBackgroundRunner(AsyncRunner):
     """Drain in tasks owned by the transport (asyncio tasks, trio system tasks)."""
 
-    def __init__(self, max_pending: int, stats: DrainStats, linger: Linger) -> None:
+    def __init__(
+        self, max_pending: int, stats: DrainStats, linger: Linger, handover: Handover
+    ) -> None:
         self._slots = _Slots(max_pending, stats)
+        self._stats = stats
         self._linger = linger
+        self._handover = handover
+        self._waiting = _Waiting()
         # Strong references: asyncio keeps only weak ones to running tasks.
         self._pending: set[anyio.Event] = set()
         self._tasks: set[Any] = set()
+
+    async def before_request(self, url: Any, transport: Any) -> None:
+        if not self._waiting:
+            return
+        origin = origin_of(url)
+        oldest = self._waiting.oldest(origin)
+        if oldest is None:
+            return
+        done, since = oldest
+        wait = self._handover.wait(origin, time.monotonic() - since)
+        if wait and has_available_connection(transport, url) is False:
+            self._stats.add("handover_waits")
+            with anyio.move_on_after(wait):
+                await done.wait()
 
     async def submit(self, stream: AsyncDrainStream) -> None:
         spawn = _spawner()
@@ -223,8 +304,11 @@ class AsyncBackgroundRunner(AsyncRunner):
                 result = await stream.drain()
                 if gave_up:
                     kept = result.outcome is Outcome.KEPT
-                    self._linger.observe(origin, time.monotonic() - gave_up[0] if kept else None)
+                    waited = time.monotonic() - gave_up[0] if kept else None
+                    self._linger.observe(origin, waited)
+                    self._handover.observe(origin, waited)
             finally:
+                self._waiting.remove(origin, done)
                 self._slots.release()
                 self._pending.discard(done)
                 done.set()
@@ -242,6 +326,7 @@ class AsyncBackgroundRunner(AsyncRunner):
             await anyio.lowlevel.checkpoint()
         if not done.is_set():
             gave_up.append(time.monotonic())
+            self._waiting.add(origin, done, gave_up[0])
             linger = self._linger.wait(origin)
             if linger:
                 with anyio.move_on_after(linger) as scope:

@@ -21,6 +21,7 @@ __all__ = [
     "Budget",
     "DrainPolicy",
     "DrainResult",
+    "Handover",
     "HeaderLookup",
     "Linger",
     "Outcome",
@@ -264,6 +265,49 @@ class Linger:
             self._average[origin] = min(
                 10 * self.cap, (1 - self.ALPHA) * average + self.ALPHA * sample
             )
+
+
+class Handover:
+    """Whether a new request should wait for a connection whose background drain ends soon.
+
+    With background drains, a connection stays busy for the terminator's delay after its
+    response was closed; a request sent meanwhile opens a new connection. When a drain of the
+    same origin is due to end within ``window`` (or is overdue: its bytes have arrived and its
+    worker is waiting for the GIL or the event loop), waiting for it costs less than a new
+    connection would, and keeps the client on as few connections as the delay needs. Per
+    origin we keep a moving average of how long drains waited for the end of the body; a
+    drain that never reached it makes the origin unpredictable until one does again.
+    """
+
+    #: The weight of the newest observation in the moving average.
+    ALPHA = 0.25
+    #: Origins remembered at most: a client talks to few; forget all past this.
+    MAX_ORIGINS = 1024
+
+    def __init__(self, window: float = 0.002) -> None:
+        self.window = window
+        self._average: dict[str, float] = {}
+
+    def wait(self, origin: str, waiting_for: float) -> float:
+        """Seconds a new request may wait for a drain that has waited ``waiting_for`` seconds.
+
+        ``0.0``: do not wait (nothing learned yet, or the drain is not due within the window).
+        """
+        average = self._average.get(origin)
+        if average is None or average - waiting_for > self.window:
+            return 0.0
+        return self.window
+
+    def observe(self, origin: str, waited: float | None) -> None:
+        """Record how long a drain waited for the end (``None``: it never came)."""
+        average = self._average.get(origin)
+        if waited is None:
+            waited = math.inf
+        elif average is not None and average != math.inf:
+            waited = (1 - self.ALPHA) * average + self.ALPHA * waited
+        if average is None and len(self._average) >= self.MAX_ORIGINS:
+            self._average.clear()
+        self._average[origin] = waited
 
 
 @dataclass(frozen=True)

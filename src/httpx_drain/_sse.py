@@ -450,44 +450,50 @@ class SSEScanner:
     def feed(self, chunk: bytes) -> ScanResult:
         """Scan the next chunk of the body; offsets in the result are into ``chunk``."""
         if self._clean:
-            # The hot case: the chunk is exactly one whole event (what a
-            # chunked HTTP/1.1 SSE response mostly delivers) and the previous
-            # one ended at a block boundary.  ``int in bytes`` is a bare
-            # memchr, much cheaper than bytes.find; a complete line can only
-            # be a candidate if it is one of the matcher's ``forms``.  Larger
-            # chunks go to _bulk, which does all of this for many events.
+            # The hot cases: the previous chunk ended at a block boundary and this one is
+            # exactly one whole event (what chunked HTTP/1.1 SSE responses mostly deliver).
+            # ``int in bytes`` and ``bytes.find`` of one byte are bare memchr passes; a
+            # complete line can only be a candidate if it is one of the matcher's ``forms``.
             n = len(chunk)
-            if 2 < n < _BULK and chunk[n - 1] == 10:
-                body = None
-                if 13 not in chunk:
-                    if chunk[n - 2] == 10:
-                        body = chunk[: n - 2]
-                        if 10 not in body:
-                            if body[0] > 58 and not (n - 2 in self._flens and body in self._forms):
-                                self._events += 1
-                                res = _RESULTS.get(n)
-                                return _result(n) if res is None else res
-                            body = None
-                        else:
-                            sep = b"\n"
-                elif n > 4 and chunk[n - 2] == 13 and chunk[n - 3] == 10 and chunk[n - 4] == 13:
-                    body = chunk[: n - 4]
-                    sep = b"\r\n"
-                if body is not None:
-                    flens = self._flens
-                    forms = self._forms
-                    for line in body.split(sep):
-                        if (
-                            not line
-                            or line[0] <= 58
-                            or 13 in line
-                            or 10 in line
-                            or (len(line) in flens and line in forms)
-                        ):
-                            break
-                    else:
+            if n > 2 and chunk[n - 1] == 10:
+                if chunk[n - 2] == 10 and chunk.find(b"\n") == n - 2:
+                    # One line, then the empty line (any size: two memchr passes).
+                    if (
+                        13 not in chunk
+                        and chunk[0] > 58
+                        and not (n - 2 in self._flens and chunk[: n - 2] in self._forms)
+                    ):
                         self._events += 1
-                        return _result(n)
+                        res = _RESULTS.get(n)
+                        return _result(n) if res is None else res
+                elif n < _BULK:
+                    # A few lines: split them (larger chunks go to _bulk, which does all of
+                    # this for many events at once).
+                    body = None
+                    if 13 not in chunk:
+                        if chunk[n - 2] == 10:
+                            body = chunk[: n - 2]
+                            sep = b"\n"
+                    elif (
+                        n > 4 and chunk[n - 2] == 13 and chunk[n - 3] == 10 and chunk[n - 4] == 13
+                    ):
+                        body = chunk[: n - 4]
+                        sep = b"\r\n"
+                    if body is not None:
+                        flens = self._flens
+                        forms = self._forms
+                        for line in body.split(sep):
+                            if (
+                                not line
+                                or line[0] <= 58
+                                or 13 in line
+                                or 10 in line
+                                or (len(line) in flens and line in forms)
+                            ):
+                                break
+                        else:
+                            self._events += 1
+                            return _result(n)
         if self._fast_ok and chunk:
             if len(chunk) >= _BULK:
                 r = self._bulk(chunk)

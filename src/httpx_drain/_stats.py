@@ -54,6 +54,9 @@ class StatsSnapshot:
     #: Early closes not drained because it could not help (``Connection: close``, HTTP/2, a
     #: known remainder over ``max_bytes``, a read that had already failed).
     drains_skipped: int = 0
+    #: New requests that waited (briefly) for a connection of their origin whose background
+    #: drain was about to end, instead of opening another connection.
+    handover_waits: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counters by name, for export to a metrics system."""

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ._background import AsyncRunner, SyncRunner
     from ._stats import DrainStats
 
-__all__ = ["AsyncDrainStream", "DrainContext", "SyncDrainStream"]
+__all__ = ["AsyncDrainStream", "DrainContext", "SyncDrainStream", "origin_of", "would_block"]
 
 _clock = time.monotonic
 
@@ -63,9 +63,7 @@ class DrainContext:
     @property
     def origin(self) -> str:
         """Scheme, host and port: never a path or query, which may carry secrets."""
-        url = self.url
-        port = f":{url.port}" if url.port is not None else ""
-        return f"{url.scheme}://{url.host}{port}"
+        return origin_of(self.url)
 
     def plan(self, consumed: int) -> Skip | None:
         """Whether to drain, given the body bytes the consumer has seen."""
@@ -76,6 +74,12 @@ class DrainContext:
     def network_stream(self) -> Any:
         """The connection's network stream, when the inner transport is httpcore's."""
         return self.extensions.get("network_stream")
+
+
+def origin_of(url: Any) -> str:
+    """Scheme, host and port of a URL of either flavour: never a path or query."""
+    port = f":{url.port}" if url.port is not None else ""
+    return f"{url.scheme}://{url.host}{port}"
 
 
 def would_block(network_stream: Any) -> bool:

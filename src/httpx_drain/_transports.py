@@ -26,6 +26,7 @@ from ._policy import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PENDING,
     DrainPolicy,
+    Handover,
     Linger,
 )
 from ._sse import DEFAULT_TERMINAL, TerminalPredicate
@@ -146,7 +147,7 @@ class _TransportBase:
         self.transport = transport
         if mode == "background":
             background = SyncBackgroundRunner if sync else AsyncBackgroundRunner
-            self._runner = background(max_pending, self.stats, Linger())
+            self._runner = background(max_pending, self.stats, Linger(), Handover())
         else:
             self._runner = SyncInlineRunner() if sync else AsyncInlineRunner()
         self._stream_cls = _stream_class(flavour, sync=sync)
@@ -183,6 +184,7 @@ class SyncDrainTransportImpl(_TransportBase, Generic[RequestT, ResponseT]):
 
     def handle_request(self, request: RequestT) -> ResponseT:
         """Send the request through the wrapped transport and wrap the response stream."""
+        self._runner.before_request(request.url, self.transport)
         response: ResponseT = self.transport.handle_request(request)
         return self._wrap(request, response)
 
@@ -202,6 +204,7 @@ class AsyncDrainTransportImpl(_TransportBase, Generic[RequestT, ResponseT]):
 
     async def handle_async_request(self, request: RequestT) -> ResponseT:
         """Send the request through the wrapped transport and wrap the response stream."""
+        await self._runner.before_request(request.url, self.transport)
         response: ResponseT = await self.transport.handle_async_request(request)
         return self._wrap(request, response)
 
