@@ -474,9 +474,7 @@ class SSEScanner:
                         if chunk[n - 2] == 10:
                             body = chunk[: n - 2]
                             sep = b"\n"
-                    elif (
-                        n > 4 and chunk[n - 2] == 13 and chunk[n - 3] == 10 and chunk[n - 4] == 13
-                    ):
+                    elif n > 4 and chunk[n - 2] == 13 and chunk[n - 3] == 10 and chunk[n - 4] == 13:
                         body = chunk[: n - 4]
                         sep = b"\r\n"
                     if body is not None:
