@@ -44,10 +44,11 @@ class SSEOptions:
 class EventStreamFilter:
     """Turns body chunks into the chunks the consumer sees."""
 
-    __slots__ = ("_align", "_pending", "discarded", "ended", "scanner")
+    __slots__ = ("_align", "_pending", "_scan", "discarded", "ended", "scanner")
 
     def __init__(self, options: SSEOptions) -> None:
         self.scanner = SSEScanner(options.terminal, max_partial=options.max_partial)
+        self._scan = self.scanner.feed
         self._align = options.align_events
         self._pending = b""
         #: True once the terminal event was handed on: the consumer has seen end-of-body.
@@ -57,13 +58,13 @@ class EventStreamFilter:
 
     def feed(self, chunk: bytes) -> bytes:
         """The bytes to hand on for ``chunk`` (maybe empty); sets :attr:`ended`."""
-        boundary, terminal_end = self.scanner.feed(chunk)
+        boundary, terminal_end = self._scan(chunk)
+        if terminal_end < 0 and not self._align:
+            return chunk  # the hot path: one call per chunk into the scanner, no copy
         if terminal_end >= 0:
             self.ended = True
             self.discarded = len(chunk) - terminal_end
             out = chunk[:terminal_end]
-        elif not self._align:
-            return chunk
         elif boundary < 0:
             self._pending += chunk
             return b""

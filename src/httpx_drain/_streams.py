@@ -281,9 +281,10 @@ class SyncDrainStream(_StreamState):
             elif self._ended_at_terminal():
                 return  # iterated again after the terminal event: still end-of-body
             else:
+                feed = filt.feed
                 for chunk in self._inner_iterator():
                     self._consumed += len(chunk)
-                    out = filt.feed(chunk)
+                    out = feed(chunk)
                     if out:
                         yield out
                     if filt.ended:
