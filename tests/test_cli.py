@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
 import httpx_drain
-from httpx_drain import _doctor
+from httpx_drain import _doctor, cli
 from httpx_drain._redact import REDACTED, redact_headers, redact_text, redact_url
 from httpx_drain.testing import (
     Chunk,
@@ -30,6 +33,8 @@ from httpx_drain.testing import (
     Split,
     Terminator,
     WaitFor,
+    anthropic_messages,
+    generic_sse,
     openai_chat,
 )
 
@@ -214,6 +219,195 @@ def test_doctor_unreachable() -> None:
     assert report["clients"]["read_to_end"]["requests"] == 1
 
 
+# doctor, in process: the text report and the request it sends
+
+
+def test_doctor_embedded_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["doctor", "-n", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "probing the embedded replay server at http://127.0.0.1:" in captured.err
+    assert "verdict     fixed: 2 connections for 2 streams without the transport" in captured.out
+    # read_to_end 1 + bare 2 + drain 1, against 3 passes of 2 requests.
+    assert "(the embedded server saw 4 connections for 6 requests)" in captured.out
+
+
+CHAT_STEPS = steps_of(CHAT_SCENARIO)
+# What the text report shows of each kind of endpoint: (scenario, more args, exit code, lines).
+TEXT_REPORTS = {
+    "no-terminator": (
+        NO_TERMINATOR,
+        (),
+        1,
+        ["terminator  0 of 2 arrived, 2 missing (the server closed instead)"],
+    ),
+    # Late rather than never: a drain waiting for a terminator that never comes would hold
+    # the run for its whole deadline (1 s). 200 ms leaves a wide margin over the 20 ms wait.
+    "terminator-too-late": (
+        openai_chat(events=2, terminator_delay=0.2),
+        ("--terminator-timeout", "20ms"),
+        1,
+        ["terminator  0 of 2 arrived, 2 not within 0.02 s", "verdict     terminator_timeout:"],
+    ),
+    # No length, the body ends at the close: nothing is ever reused, whoever reads it.
+    "eof-framing": (
+        with_steps(
+            CHAT_SCENARIO, [s for s in CHAT_STEPS if not isinstance(s, Terminator)], framing="eof"
+        ),
+        (),
+        1,
+        [
+            ", HTTP/1.1, no length (the body ends when the server closes)",
+            "verdict     no_keep_alive: even reading every body to its end took 2 connections",
+        ],
+    ),
+    "server-error-page": (
+        Scenario(
+            steps=[Chunk(b"overloaded " * 200)],
+            status=503,
+            headers=(("content-type", "text/plain"), ("server", "nginx"), ("via", "1.1 proxy")),
+            framing="content-length",
+        ),
+        (),
+        1,
+        [
+            "response    503 text/plain, HTTP/1.1, content-length 2200",
+            "served by   server: nginx, via: 1.1 proxy",
+            # An excerpt of the body, however long the body is.
+            "body        " + ("overloaded " * 28)[:300] + "\n",
+            "verdict     server_error: the server answered HTTP 503: overloaded",
+        ],
+    ),
+    "no-terminal-event": (
+        generic_sse(events=2),
+        (),
+        0,
+        [
+            "last: no terminal event;",
+            "verdict     already_reused: 1 connection for 2 streams without the transport",
+            "            info: no terminal event the transport knows",
+            "use         DrainTransport()\nexit code   0",
+        ],
+    ),
+    "named-terminal-event": (
+        anthropic_messages(events=1),
+        (),
+        0,
+        ["last: event: message_stop;", "verdict     fixed:"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(TEXT_REPORTS))
+def test_doctor_text_report(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario, extra, code, expected = TEXT_REPORTS[name]
+    with RawServer(scenario) as server:
+        argv = ["doctor", "-q", "-n", "2", server.url + CHAT, "-X", "POST", *extra]
+        assert cli.main(argv) == code
+    captured = capsys.readouterr()
+    assert captured.err == ""  # -q: no progress
+    for text in expected:
+        assert text in captured.out, captured.out
+
+
+def test_doctor_http2_text_and_insecure(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("h2")
+    with HypercornServer(openai_chat(events=2), http2=True) as server:
+        # -k: the server's certificate is from a CA nobody trusts.
+        argv = ["doctor", "-q", "-n", "2", "--http2", "-k", server.url + CHAT, "-X", "POST"]
+        assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    # HTTP/2 frames end the body: no framing header to show.
+    assert "response    200 text/event-stream; charset=utf-8, HTTP/2\n" in out
+    assert "(2 HTTP/2 streams cancelled)" in out
+    assert "verdict     http2:" in out
+
+
+def recording(seen: list[RequestInfo]) -> Callable[[RequestInfo], Scenario]:
+    def source(request: RequestInfo) -> Scenario:
+        seen.append(request)
+        return CHAT_SCENARIO
+
+    return source
+
+
+@pytest.mark.parametrize("source", ["text", "file", "stdin"])
+def test_doctor_request_body(
+    source: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # As curl: -d TEXT, -d @FILE, -d @- (stdin); JSON gets a content-type, anything else not.
+    body = b"stream, please" if source == "text" else b'{"stream": true}'
+    data = body.decode()
+    if source == "file":
+        (tmp_path / "body.json").write_bytes(body)
+        data = f"@{tmp_path / 'body.json'}"
+    elif source == "stdin":
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(body)))
+        data = "@-"
+    seen: list[RequestInfo] = []
+    with RawServer(recording(seen)) as server:
+        assert cli.main(["doctor", "-q", "--json", "-n", "1", server.url + CHAT, "-d", data]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"] == "one_request"
+    assert report["request"]["body_bytes"] == len(body)
+    assert len(seen) == 3  # one request per client
+    for request in seen:
+        assert (request.method, request.body) == ("POST", body)
+        expected = None if source == "text" else "application/json"
+        assert request.header("content-type") == expected
+
+
+@pytest.mark.parametrize("when", ["before the first request", "after the first request"])
+def test_doctor_interrupted(when: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    class CtrlC(io.StringIO):
+        """A terminal where Ctrl-C comes with the first line of progress, or with the
+        progress dot of the first request (clients open, inside the event loop)."""
+
+        def write(self, text: str) -> int:
+            if when.startswith("before") or text in (".", "x"):
+                raise KeyboardInterrupt
+            return super().write(text)
+
+    monkeypatch.setattr(sys, "stderr", CtrlC())
+    assert cli.main(["doctor", "-n", "3"]) == 130
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["doctor", "--timeout=-1s"], "not a duration: '-1s' (negative)"),
+        (["doctor", "-n", "ten"], "not a number: 'ten'"),
+        (["doctor", "-H", "no colon"], "a header is 'Name: value'"),
+        (["doctor", "--cacert", "/nonexistent/ca.pem"], "--cacert /nonexistent/ca.pem: "),
+    ],
+)
+def test_doctor_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_doctor_http2_needs_h2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "h2", None)  # what find_spec reports for a missing package
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["doctor", "--http2"])
+    assert exc.value.code == 2
+    assert "--http2 needs the h2 package" in capsys.readouterr().err
+
+
+def test_doctor_data_file_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.json"
+    assert cli.main(["doctor", "http://127.0.0.1:9/", "-d", f"@{missing}"]) == 2
+    assert f"--data @{missing}: No such file or directory" in capsys.readouterr().err
+
+
 # Secrets
 
 
@@ -364,9 +558,25 @@ def test_recommendations(delay: float, code: str, back_to_back: str | None) -> N
         assert "slow_terminator" in {f.id for f in found}
 
 
-def test_a_transport_that_does_not_help_is_a_problem() -> None:
-    found = _doctor._findings(passes(0.01, drain_connections=3), _doctor.Options())
+@pytest.mark.parametrize(
+    ("stats", "counters"),
+    [
+        (None, "none"),
+        # The counters that say why, zeros left out.
+        (
+            {"drains_started": 3, "connections_kept": 0, "drain_errors": 3},
+            "drains_started=3, drain_errors=3",
+        ),
+    ],
+)
+def test_a_transport_that_does_not_help_is_a_problem(
+    stats: dict[str, int] | None, counters: str
+) -> None:
+    probe_passes = passes(0.01, drain_connections=3)
+    probe_passes["drain"].stats = stats
+    found = _doctor._findings(probe_passes, _doctor.Options())
     assert [f.id for f in found] == ["not_fixed"]
+    assert found[0].message.endswith(f"drain counters: {counters})")
 
 
 # replay
@@ -463,6 +673,113 @@ def test_replay_on_hypercorn_on_a_given_port(replay_process: Any) -> None:
     assert "served 1 request on 1 connection" in err
 
 
+def until_ctrl_c(then: Callable[[], object]) -> SimpleNamespace:
+    """A stand-in for the ``time`` module of the CLI: replay's wait for a signal runs ``then``
+    (the test's requests) and ends as Ctrl-C ends it, in process and without a real signal."""
+
+    def sleep(seconds: float) -> None:
+        then()
+        raise KeyboardInterrupt
+
+    return SimpleNamespace(sleep=sleep)
+
+
+def read_into(received: bytearray, response: httpx.Response) -> None:
+    for data in response.iter_raw():
+        received.extend(data)
+
+
+def test_replay_truncated_in_process(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    received = bytearray()
+    started: list[str] = []
+
+    def requests() -> None:
+        out, err = capsys.readouterr()
+        started.append(err)
+        url = out.strip()  # the URL, alone on stdout
+        with httpx.Client() as client, client.stream("POST", url + CHAT) as response:
+            assert response.status_code == 202
+            with pytest.raises(httpx.RemoteProtocolError):  # closed in the middle of a chunk
+                read_into(received, response)
+
+    monkeypatch.setattr(cli, "time", until_ctrl_c(requests))
+    argv = ["replay", "--truncate", "--status", "202", "--keep-alive-timeout", "50ms", "-q"]
+    assert cli.main(argv) == 0
+    # The last event, data: [DONE], cut in half.
+    assert received.endswith(b"data: [")
+    assert (
+        "replaying openai-chat, 5 events, terminator 0 ms after the last event; truncated "
+        "before the last event, status 202, keep-alive timeout 50 ms on raw at http://127.0.0.1:"
+    ) in started[0]
+    assert "served 1 request on 1 connection" in capsys.readouterr().err
+
+
+def test_replay_reports_errors_while_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+    # replay ends by a signal, never normally, so the server's own raise-on-exit never fires:
+    # an error while serving (here: its log line cannot be written) must still fail the run.
+    test_thread = threading.current_thread()
+
+    class ServerCannotLog(io.StringIO):
+        def write(self, text: str) -> int:
+            if threading.current_thread() is not test_thread:
+                raise OSError("stderr is gone")
+            return super().write(text)
+
+    out, err = io.StringIO(), ServerCannotLog()
+
+    def requests() -> None:
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.post(out.getvalue().strip() + CHAT)
+
+    monkeypatch.setattr(cli, "time", until_ctrl_c(requests))
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    assert cli.main(["replay"]) == 1
+    assert "the server failed while serving: OSError('stderr is gone')" in err.getvalue()
+
+
+def test_replay_into_a_closed_pipe_ends_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `httpx-drain replay | true`: the URL cannot be printed; that is no listening failure.
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "time", until_ctrl_c(lambda: pytest.fail("replay went on")))
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert cli.main(["replay"]) == 1
+    assert capsys.readouterr().err == ""
+
+
+def test_replay_port_in_use(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "time", until_ctrl_c(lambda: pytest.fail("replay started")))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(["replay", "--port", str(port)]) == 1
+    assert f"cannot listen on 127.0.0.1:{port}: " in capsys.readouterr().err
+
+
+def test_fixed_port_is_undone() -> None:
+    # replay points the servers at a port by replacing a function of theirs: only for the block.
+    from httpx_drain.testing import _hypercorn, _raw
+
+    modules = (_raw, _hypercorn)
+    originals = [module.listening_socket for module in modules]
+    port = free_port()
+    with cli._fixed_port(port), RawServer(CHAT_SCENARIO) as server:
+        assert server.port == port
+    assert [module.listening_socket for module in modules] == originals
+    with cli._fixed_port(0):  # any free port: nothing replaced
+        assert [module.listening_socket for module in modules] == originals
+
+
 # The rest
 
 
@@ -488,3 +805,22 @@ def test_help_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     for url in ("ftp://example.com/", "http://[bad", "http://"):
         assert main(["doctor", url]) == 2
         assert "not an http(s) URL" in capsys.readouterr().err
+
+
+def test_closed_stdout_ends_quietly() -> None:
+    # As `httpx-drain demo | head -1` once head has exited: no traceback, no noise.
+    read, write = os.pipe()
+    os.close(read)  # nobody reads: the first write fails with EPIPE
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "httpx_drain", "demo", "-n", "1"],
+            check=False,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=50,
+            env=cli_env(PYTHONUNBUFFERED="1"),  # so the first print writes at once
+        )
+    finally:
+        os.close(write)
+    assert (result.returncode, result.stderr) == (1, "")

@@ -248,7 +248,7 @@ def _describe_replay(args: argparse.Namespace) -> str:
 def replay(args: argparse.Namespace) -> int:
     """Serve a scenario until Ctrl-C or SIGTERM; returns the exit code."""
     from ._redact import redact_url
-    from .testing import HypercornServer, RawServer, ReplayServerError, RequestInfo, UnsupportedStep
+    from .testing import HypercornServer, RawServer, RequestInfo, UnsupportedStep
 
     try:
         scenario = _replay_scenario(args)
@@ -291,15 +291,23 @@ def replay(args: argparse.Namespace) -> int:
                 time.sleep(3600)  # until a signal's exception ends the block
     except (KeyboardInterrupt, _Terminated):
         pass
-    except ReplayServerError as exc:
-        print(f"httpx-drain replay: {exc}", file=sys.stderr)
-        return 1
+    except BrokenPipeError:
+        raise  # stdout closed (piped into `head`): main() ends quietly
     except OSError as exc:
         print(
             f"httpx-drain replay: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
         )
         return 1
     facts = server.facts
+    # The server raises what went wrong while serving only when its block ends normally, and
+    # this one ends by a signal: report it here, or a broken replay would exit 0.
+    if facts.errors:
+        more = f" (and {len(facts.errors) - 1} more)" if len(facts.errors) > 1 else ""
+        print(
+            f"httpx-drain replay: the server failed while serving: {facts.errors[0]!r}{more}",
+            file=sys.stderr,
+        )
+        return 1
     print(
         f"served {_plural(facts.request_count, 'request')} on "
         f"{_plural(facts.connection_count, 'connection')}"
@@ -726,7 +734,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # Output piped into `head` and the like: stop quietly, as command-line tools do.
         with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, sys.stdout.fileno())
+            finally:
+                os.close(devnull)
         return 1
 
 
