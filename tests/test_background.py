@@ -217,7 +217,9 @@ def test_no_wait_while_the_pool_has_a_free_connection(flavour: Flavour) -> None:
             with client.stream("GET", server.url) as whole:  # holds connection 1
                 stop_at_done(client, server.url)  # connection 2, its drain pending and due
                 gates[1].set()
-                whole.read()  # to the end: connection 1 is free again
+                whole.read()
+            # Connection 1 is free again once its (prompt) terminator is drained.
+            assert wait_for(lambda: transport.stats.connections_kept == 2)
             stop_at_done(client, server.url)  # takes connection 1 without waiting
             gates[2].set()
             gates[3].set()
@@ -253,3 +255,43 @@ async def test_async_request_waits_for_a_connection_whose_drain_is_due(
             gates[2].set()
         assert transport.stats.handover_waits == 1
         assert server.facts.connection_count == 1
+
+
+def test_no_wait_for_a_drain_of_another_origin(flavour: Flavour) -> None:
+    gates, scenarios = _held_each(3)
+    with RawServer(scenarios) as server, RawServer(held(gates[2])) as other:
+        transport = flavour.DrainTransport(deadline=30)
+        transport._runner._handover.window = 60.0
+        with flavour.lib.Client(transport=transport) as client:
+            stop_at_done(client, server.url)
+            gates[0].set()
+            assert wait_for(lambda: transport.stats.connections_kept == 1)
+            stop_at_done(client, server.url)  # due, but for another origin than the next
+            with client.stream("GET", other.url) as response:
+                assert response.status_code == 200
+            gates[1].set()
+            gates[2].set()
+        assert transport.stats.handover_waits == 0
+
+
+def test_pool_inspection_is_only_a_hint(flavour: Flavour) -> None:
+    from httpx_drain._pool import has_available_connection
+
+    url = flavour.lib.URL("http://127.0.0.1:1/")
+    with flavour.lib.HTTPTransport() as transport:
+        assert has_available_connection(transport, url) is False  # an empty pool
+    assert has_available_connection(object(), url) is None  # not httpcore's: cannot tell
+
+    class OddPool:
+        connections = (object(),)  # connections of another shape
+
+    odd = flavour.lib.HTTPTransport()
+    real_pool, odd._pool = odd._pool, OddPool()
+    assert has_available_connection(odd, url) is None
+    real_pool.close()
+
+
+def test_no_event_loop_to_spawn_into() -> None:
+    from httpx_drain._background import _spawner
+
+    assert _spawner() is None  # trio is imported here, but no trio run is active

@@ -240,6 +240,31 @@ def test_install_twice_and_nested(flavour: Flavour) -> None:
         assert not isinstance(client._transport, flavour.DrainTransport)
 
 
+def test_install_leaves_clients_it_cannot_wrap_alone(flavour: Flavour) -> None:
+    # A "transport" that is none: install() must not break code it does not own.
+    odd = object()
+    with installed():
+        client = flavour.lib.Client(transport=odd)
+    assert client._transport is odd
+
+
+def test_uninstall_under_a_later_patch(flavour: Flavour, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Someone patched Client.__init__ over ours: uninstall() cannot restore it, so ours, still
+    # called inside theirs, must do nothing from then on.
+    cls = flavour.lib.Client
+    install()
+    ours = cls.__init__
+
+    def theirs(self: Any, *args: Any, **kwargs: Any) -> None:
+        ours(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "__init__", theirs)
+    uninstall()
+    assert cls.__init__ is theirs
+    with cls() as client:
+        assert not isinstance(client._transport, flavour.DrainTransport)
+
+
 def test_install_checks_options_at_once() -> None:
     with pytest.raises(TypeError, match="unknown drain option"):
         install(retries=3)

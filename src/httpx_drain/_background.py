@@ -106,11 +106,6 @@ class _Slots:
         with self._lock:
             self._in_flight -= 1
 
-    @property
-    def in_flight(self) -> int:
-        with self._lock:
-            return self._in_flight
-
 
 class _Waiting:
     """Background drains waiting for the network, per origin: when each began to wait."""

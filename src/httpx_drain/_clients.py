@@ -170,7 +170,7 @@ def _client_classes() -> list[type[Any]]:
     classes: list[type[Any]] = [httpx.Client, httpx.AsyncClient]
     try:
         import httpx2
-    except ImportError:  # httpx2 is optional (and needs Python 3.11+)
+    except ImportError:  # pragma: no cover - httpx2 is optional (and needs Python 3.11+)
         pass
     else:
         classes += [httpx2.Client, httpx2.AsyncClient]
