@@ -296,7 +296,7 @@ class _Replay:
         # hypercorn delivers http.disconnect when the client leaves, and also after every
         # complete response: only a disconnect while the body is being produced is early.
         while (await receive())["type"] != "http.disconnect":
-            pass
+            pass  # pragma: no cover - after the body, servers send only http.disconnect
         if self._response.phase is Phase.RESPONDING:
             self._tracker.client_left(self._conn)
             replay.cancel()

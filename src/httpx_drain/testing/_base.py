@@ -92,9 +92,12 @@ class AsyncServing(ReplayServer):
         try:
             await group.start(serve)
         except BaseException as exc:
-            await group.__aexit__(type(exc), exc, exc.__traceback__)
-            if (sock := self._listening_socket()) is not None:
-                sock.close()
+            try:
+                # Re-raises what ended the start (a failure, or the caller's cancellation).
+                await group.__aexit__(type(exc), exc, exc.__traceback__)
+            finally:
+                if (sock := self._listening_socket()) is not None:
+                    sock.close()
             raise
         self._task_group = group
 

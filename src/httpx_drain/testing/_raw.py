@@ -22,7 +22,7 @@ from ._wire import Close, Open, Plan, Repeat, RequestParser, Send, Sleep, Wait, 
 
 try:
     from anyio import wait_readable, wait_writable
-except ImportError:  # anyio < 4.7
+except ImportError:  # pragma: no cover - anyio < 4.7
     from anyio import wait_socket_readable as wait_readable  # type: ignore[assignment,no-redef,unused-ignore]
     from anyio import wait_socket_writable as wait_writable  # type: ignore[assignment,no-redef,unused-ignore]
 
@@ -327,7 +327,7 @@ class RawServer(ReplayServer):
 
     def _receive(self, conn: _Connection) -> None:
         if conn.eof:
-            return
+            return  # pragma: no cover - defensive: every caller checks eof first
         try:
             data = conn.sock.recv(_RECV_SIZE)
         except OSError:
@@ -562,7 +562,7 @@ class AsyncRawServer(AsyncServing):
 
     def _receive(self, conn: _AsyncConnection) -> None:
         if conn.eof:
-            return
+            return  # pragma: no cover - defensive: play stops as soon as eof is seen
         try:
             data = conn.sock.recv(_RECV_SIZE)
         except BlockingIOError:
