@@ -884,3 +884,25 @@ def test_empty_chunks_change_nothing() -> None:
 
 def test_repr() -> None:
     assert "events=0" in repr(SSEScanner())
+
+
+def test_take_is_feed_for_one_ordinary_event() -> None:
+    # take() is feed()'s hot path: true only where feed() would report the whole chunk as one
+    # complete, non-terminal event, and then with the same effect on the scanner.
+    scanner = SSEScanner()
+    assert not scanner.take(b"data: 1\n\n")  # the BOM question is not settled yet
+    assert scanner.feed(b"data: 1\n\n") == (9, -1)
+    for chunk in (b"data: " + b"x" * 5000 + b"\n\n", b"id: 7\n\n"):
+        assert scanner.take(chunk)
+    assert scanner.events == 3
+    for chunk in (
+        b"event: a\ndata: 2\n\n",  # two lines
+        b"data: 3\r\n\r\n",  # CR line ends
+        b": comment\n\n",  # not an event
+        b"\n\n",  # no line
+        b"data: 4\n",  # no empty line
+        b"data: [DONE]\n\n",  # terminal
+    ):
+        assert not scanner.take(chunk)
+    assert scanner.events == 3
+    assert not scanner.terminal_seen

@@ -44,11 +44,14 @@ class SSEOptions:
 class EventStreamFilter:
     """Turns body chunks into the chunks the consumer sees."""
 
-    __slots__ = ("_align", "_pending", "_scan", "discarded", "ended", "scanner")
+    __slots__ = ("_align", "_pending", "_scan", "discarded", "ended", "scanner", "take")
 
     def __init__(self, options: SSEOptions) -> None:
         self.scanner = SSEScanner(options.terminal, max_partial=options.max_partial)
         self._scan = self.scanner.feed
+        #: The hot path, one call per chunk: true when the chunk is one ordinary whole event
+        #: (counted) and is to be handed on as it is; otherwise call :meth:`feed`.
+        self.take = self.scanner.take
         self._align = options.align_events
         self._pending = b""
         #: True once the terminal event was handed on: the consumer has seen end-of-body.

@@ -74,7 +74,8 @@ per line; payloads are never decoded and only copied in C (slices, splits):
 
 * a chunk that is exactly one whole event, while the previous chunk ended at
   a block boundary (the usual case for chunked HTTP/1.1 SSE): a handful of
-  ``memchr`` calls (``int in bytes``) and one set lookup;
+  ``memchr`` calls (``int in bytes``) and one set lookup; :meth:`SSEScanner.take`
+  is that path alone, for a caller that needs no offsets;
 * larger chunks (>= 1 KiB) of regular lines: ``bytes.split`` plus a few
   C-level passes over the list of lines;
 * other chunks: a walk from line end to line end with ``bytes.find``;
@@ -447,51 +448,67 @@ class SSEScanner:
 
     # -- scanning ----------------------------------------------------------
 
+    def take(self, chunk: bytes) -> bool:
+        """The hot path of :meth:`feed`, for a caller that needs no offsets.
+
+        True when ``chunk`` is exactly one ordinary single-line event (``data: ...`` and the
+        empty line, LF line ends) and the previous chunk ended at a block boundary: the event
+        is counted and nothing else can have happened (no terminal event, the chunk ends at a
+        cut point), so the caller can hand the chunk on as it is. That is what chunked SSE
+        responses mostly deliver, one event per chunk. False: nothing was done, call
+        :meth:`feed`.
+        """
+        if self._clean:
+            # ``partition`` finds the first LF with one memchr pass (and, unlike ``find``,
+            # parses no arguments: per chunk that matters); ``int in bytes`` is a bare memchr
+            # too. A line can only be a candidate if it is one of the matcher's ``forms``.
+            line, _, rest = chunk.partition(b"\n")
+            if (
+                rest == b"\n"
+                and line
+                and line[0] > 58
+                and 13 not in line
+                and (len(line) not in self._flens or line not in self._forms)
+            ):
+                self._events += 1
+                return True
+        return False
+
     def feed(self, chunk: bytes) -> ScanResult:
         """Scan the next chunk of the body; offsets in the result are into ``chunk``."""
         if self._clean:
-            # The hot cases: the previous chunk ended at a block boundary and this one is
-            # exactly one whole event (what chunked HTTP/1.1 SSE responses mostly deliver).
-            # ``int in bytes`` and ``bytes.find`` of one byte are bare memchr passes; a
-            # complete line can only be a candidate if it is one of the matcher's ``forms``.
+            if self.take(chunk):
+                n = len(chunk)
+                res = _RESULTS.get(n)
+                return _result(n) if res is None else res
+            # The previous chunk ended at a block boundary and this one is one whole event of a
+            # few lines (what Anthropic's and OpenAI's Responses streams send): split them.
             n = len(chunk)
-            if n > 2 and chunk[n - 1] == 10:
-                if chunk[n - 2] == 10 and chunk.find(b"\n") == n - 2:
-                    # One line, then the empty line (any size: two memchr passes).
-                    if (
-                        13 not in chunk
-                        and chunk[0] > 58
-                        and not (n - 2 in self._flens and chunk[: n - 2] in self._forms)
-                    ):
+            if 2 < n < _BULK and chunk[n - 1] == 10:
+                # (Larger chunks go to _bulk, which does all of this for many events at once.)
+                body = None
+                if 13 not in chunk:
+                    if chunk[n - 2] == 10:
+                        body = chunk[: n - 2]
+                        sep = b"\n"
+                elif n > 4 and chunk[n - 2] == 13 and chunk[n - 3] == 10 and chunk[n - 4] == 13:
+                    body = chunk[: n - 4]
+                    sep = b"\r\n"
+                if body is not None:
+                    flens = self._flens
+                    forms = self._forms
+                    for line in body.split(sep):
+                        if (
+                            not line
+                            or line[0] <= 58
+                            or 13 in line
+                            or 10 in line
+                            or (len(line) in flens and line in forms)
+                        ):
+                            break
+                    else:
                         self._events += 1
-                        res = _RESULTS.get(n)
-                        return _result(n) if res is None else res
-                elif n < _BULK:
-                    # A few lines: split them (larger chunks go to _bulk, which does all of
-                    # this for many events at once).
-                    body = None
-                    if 13 not in chunk:
-                        if chunk[n - 2] == 10:
-                            body = chunk[: n - 2]
-                            sep = b"\n"
-                    elif n > 4 and chunk[n - 2] == 13 and chunk[n - 3] == 10 and chunk[n - 4] == 13:
-                        body = chunk[: n - 4]
-                        sep = b"\r\n"
-                    if body is not None:
-                        flens = self._flens
-                        forms = self._forms
-                        for line in body.split(sep):
-                            if (
-                                not line
-                                or line[0] <= 58
-                                or 13 in line
-                                or 10 in line
-                                or (len(line) in flens and line in forms)
-                            ):
-                                break
-                        else:
-                            self._events += 1
-                            return _result(n)
+                        return _result(n)
         if self._fast_ok and chunk:
             if len(chunk) >= _BULK:
                 r = self._bulk(chunk)

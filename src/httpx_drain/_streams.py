@@ -281,9 +281,12 @@ class SyncDrainStream(_StreamState):
             elif self._ended_at_terminal():
                 return  # iterated again after the terminal event: still end-of-body
             else:
-                feed = filt.feed
+                take, feed = filt.take, filt.feed
                 for chunk in self._inner_iterator():
                     self._consumed += len(chunk)
+                    if take(chunk):
+                        yield chunk
+                        continue
                     out = feed(chunk)
                     if out:
                         yield out
@@ -419,7 +422,7 @@ class AsyncDrainStream(_StreamState):
                     raise
                 raise truncated from exc
             self._consumed += len(chunk)
-            if filt is None:
+            if filt is None or filt.take(chunk):
                 return chunk
             out = filt.feed(chunk)
             if out:
