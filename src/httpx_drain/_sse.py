@@ -465,8 +465,7 @@ class SSEScanner:
             line, _, rest = chunk.partition(b"\n")
             if (
                 rest == b"\n"
-                and line
-                and line[0] > 58
+                and line >= b";"  # non-empty, first byte above ":" (no comment), in one op
                 and 13 not in line
                 and (len(line) not in self._flens or line not in self._forms)
             ):
