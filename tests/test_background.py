@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -178,18 +180,27 @@ def _held_each(count: int) -> tuple[list[Gate], Any]:
     return gates, lambda _request: next(scenarios)
 
 
+@contextlib.contextmanager
+def _taught(flavour: Flavour, url: str, gate: Gate) -> Iterator[tuple[Any, Any]]:
+    """A transport (handover window widened, so "due" does not depend on the clock) and its
+    client, after one drain of ``url`` (its terminator held on ``gate``) taught the handover
+    how long drains wait."""
+    transport = flavour.DrainTransport(deadline=30)
+    transport._runner._handover.window = 60.0
+    with flavour.lib.Client(transport=transport) as client:
+        stop_at_done(client, url)
+        gate.set()
+        assert wait_for(lambda: transport.stats.connections_kept == 1)
+        yield transport, client
+
+
 def test_a_request_waits_for_a_connection_whose_drain_is_due(flavour: Flavour) -> None:
     # Response 2's drain is due (the window is widened so that "due" does not depend on the
     # clock): request 3 waits for it instead of opening a second connection, and the test
     # releases the terminator only once request 3 is seen waiting.
     gates, scenarios = _held_each(3)
     with RawServer(scenarios) as server:
-        transport = flavour.DrainTransport(deadline=30)
-        transport._runner._handover.window = 60.0
-        with flavour.lib.Client(transport=transport) as client:
-            stop_at_done(client, server.url)
-            gates[0].set()  # teaches the handover how long this origin's drains wait
-            assert wait_for(lambda: transport.stats.connections_kept == 1)
+        with _taught(flavour, server.url, gates[0]) as (transport, client):
             stop_at_done(client, server.url)
 
             def release_once_waiting() -> None:
@@ -208,12 +219,7 @@ def test_a_request_waits_for_a_connection_whose_drain_is_due(flavour: Flavour) -
 def test_no_wait_while_the_pool_has_a_free_connection(flavour: Flavour) -> None:
     gates, scenarios = _held_each(4)
     with RawServer(scenarios) as server:
-        transport = flavour.DrainTransport(deadline=30)
-        transport._runner._handover.window = 60.0
-        with flavour.lib.Client(transport=transport) as client:
-            stop_at_done(client, server.url)
-            gates[0].set()
-            assert wait_for(lambda: transport.stats.connections_kept == 1)
+        with _taught(flavour, server.url, gates[0]) as (transport, client):
             with client.stream("GET", server.url) as whole:  # holds connection 1
                 stop_at_done(client, server.url)  # connection 2, its drain pending and due
                 gates[1].set()
@@ -260,12 +266,7 @@ async def test_async_request_waits_for_a_connection_whose_drain_is_due(
 def test_no_wait_for_a_drain_of_another_origin(flavour: Flavour) -> None:
     gates, scenarios = _held_each(3)
     with RawServer(scenarios) as server, RawServer(held(gates[2])) as other:
-        transport = flavour.DrainTransport(deadline=30)
-        transport._runner._handover.window = 60.0
-        with flavour.lib.Client(transport=transport) as client:
-            stop_at_done(client, server.url)
-            gates[0].set()
-            assert wait_for(lambda: transport.stats.connections_kept == 1)
+        with _taught(flavour, server.url, gates[0]) as (transport, client):
             stop_at_done(client, server.url)  # due, but for another origin than the next
             with client.stream("GET", other.url) as response:
                 assert response.status_code == 200

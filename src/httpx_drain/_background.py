@@ -114,9 +114,6 @@ class _Waiting:
         self._lock = threading.Lock()
         self._by_origin: dict[str, dict[Any, float]] = {}
 
-    def __bool__(self) -> bool:
-        return bool(self._by_origin)
-
     def add(self, origin: str, done: Any, since: float) -> None:
         with self._lock:
             self._by_origin.setdefault(origin, {})[done] = since
@@ -129,14 +126,25 @@ class _Waiting:
                 if not drains:
                     del self._by_origin[origin]
 
-    def oldest(self, origin: str) -> tuple[Any, float] | None:
-        """The drain of ``origin`` that has waited longest (the one due first), if any."""
+    def due(self, url: Any, transport: Any, handover: Handover) -> tuple[Any, float] | None:
+        """A drain a request to ``url`` should wait for, and for how long; None: go ahead.
+
+        The drain of the origin that has waited longest is the one due first; waiting only
+        pays if it is due within the handover window and the pool has no free connection.
+        """
+        if not self._by_origin:  # the common case: nothing draining
+            return None
+        origin = origin_of(url)
         with self._lock:
             drains = self._by_origin.get(origin)
             if not drains:
                 return None
             done = min(drains, key=drains.__getitem__)
-            return done, drains[done]
+            since = drains[done]
+        wait = handover.wait(origin, time.monotonic() - since)
+        if not wait or has_available_connection(transport, url) is not False:
+            return None
+        return done, wait
 
 
 class SyncBackgroundRunner(SyncRunner):
@@ -159,18 +167,11 @@ class SyncBackgroundRunner(SyncRunner):
         self._executor: ThreadPoolExecutor | None = None
 
     def before_request(self, url: Any, transport: Any) -> None:
-        if not self._waiting:  # the common case: nothing draining
-            return
-        origin = origin_of(url)
-        oldest = self._waiting.oldest(origin)
-        if oldest is None:
-            return
-        done, since = oldest
-        wait = self._handover.wait(origin, time.monotonic() - since)
-        if wait and has_available_connection(transport, url) is False:
+        due = self._waiting.due(url, transport, self._handover)
+        if due is not None:
             # Blocking here also hands the GIL to a drain whose bytes have arrived.
             self._stats.add("handover_waits")
-            done.wait(wait)
+            due[0].wait(due[1])
 
     def submit(self, stream: SyncDrainStream) -> None:
         if not self._slots.acquire():
@@ -268,18 +269,11 @@ class AsyncBackgroundRunner(AsyncRunner):
         self._tasks: set[Any] = set()
 
     async def before_request(self, url: Any, transport: Any) -> None:
-        if not self._waiting:
-            return
-        origin = origin_of(url)
-        oldest = self._waiting.oldest(origin)
-        if oldest is None:
-            return
-        done, since = oldest
-        wait = self._handover.wait(origin, time.monotonic() - since)
-        if wait and has_available_connection(transport, url) is False:
+        due = self._waiting.due(url, transport, self._handover)
+        if due is not None:
             self._stats.add("handover_waits")
-            with anyio.move_on_after(wait):
-                await done.wait()
+            with anyio.move_on_after(due[1]):
+                await due[0].wait()
 
     async def submit(self, stream: AsyncDrainStream) -> None:
         spawn = _spawner()
