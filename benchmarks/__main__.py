@@ -27,6 +27,7 @@ from typing import Any
 from . import (
     bench_anthropic,
     bench_concurrency,
+    bench_instructions,
     bench_memory,
     bench_modes,
     bench_overhead,
@@ -139,6 +140,13 @@ def run_memory(sizes: Sizes) -> list[dict[str, Any]]:
     return rows
 
 
+def run_instructions(sizes: Sizes) -> list[dict[str, Any]]:
+    rows = bench_instructions.measure()
+    if rows:
+        bench_instructions.print_rows(rows)
+    return rows
+
+
 def run_rtt(sizes: Sizes) -> list[dict[str, Any]]:
     rows = bench_rtt.measure(sizes.rtt_requests)
     bench_rtt.print_rows(rows)
@@ -153,7 +161,10 @@ SECTIONS: dict[str, Callable[[Sizes], Any]] = {
     "concurrency": run_concurrency,
     "memory": run_memory,
     "rtt": run_rtt,
+    "instructions": run_instructions,
 }
+#: Run only when asked for with --only: instruction counts need valgrind and 3 minutes.
+OPT_IN = frozenset({"instructions"})
 
 
 # The summary: each figure a target is about, with the target and whether this run met it.
@@ -184,6 +195,19 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
         else:
             out.append(_row(label, value, "(upper bound, no target)"))
     out += _derived_overhead(results.get("overhead", []))
+    for r in results.get("instructions", []):
+        if r["client"] != "bare":
+            scanning = r["client"].endswith("on")
+            limit = 1.05 if scanning else 1.03
+            state = "on" if scanning else "off"
+            out.append(
+                _row(
+                    f"per-chunk instructions, {r['flavour']}, scanning {state}",
+                    f"{r['ratio']:.3f}x (+{r['extra_per_chunk']} / {r['instructions_per_chunk']})",
+                    f"<= {limit:.2f}x",
+                    r["ratio"] <= limit,
+                )
+            )
     sse = results.get("sse")
     if sse:
         for r in sse["results"]:
@@ -367,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
             "versions": _versions(),
         }
     }
-    for name in args.only or SECTIONS:
+    for name in args.only or [n for n in SECTIONS if n not in OPT_IN]:
         print(f"\n== {name} ==", flush=True)
         section_started = time.monotonic()
         results[name] = SECTIONS[name](sizes)
