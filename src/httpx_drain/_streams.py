@@ -175,12 +175,24 @@ class _LeftoverBytes(Exception):
 class _StreamState:
     """Bookkeeping shared by both twins: bytes seen, how the inner iterator ended."""
 
-    __slots__ = ("_closed", "_consumed", "_ctx", "_done", "_failed", "_filter", "_inner")
+    __slots__ = (
+        "_closed",
+        "_consumed",
+        "_counting",
+        "_ctx",
+        "_done",
+        "_failed",
+        "_filter",
+        "_inner",
+    )
 
     def __init__(self, inner: Any, ctx: DrainContext) -> None:
         self._inner = inner
         self._ctx = ctx
         self._consumed = 0
+        # Bytes seen matter only against a Content-Length (plan(): is the remainder over the
+        # cap?); chunked bodies, every event stream among them, skip the count per chunk.
+        self._counting = "content-length" in ctx.headers
         self._done = False  # the inner iterator reached the end of the body
         self._failed = False  # reading raised: the inner stream has closed its connection
         self._closed = False
@@ -274,16 +286,19 @@ class SyncDrainStream(_StreamState):
         # GeneratorExit must not reach the inner iterator, which the drain still needs.
         filt = self._filter
         try:
+            counting = self._counting
             if filt is None:
                 for chunk in self._inner_iterator():
-                    self._consumed += len(chunk)
+                    if counting:
+                        self._consumed += len(chunk)
                     yield chunk
             elif self._ended_at_terminal():
                 return  # iterated again after the terminal event: still end-of-body
             else:
                 take, feed = filt.take, filt.feed
                 for chunk in self._inner_iterator():
-                    self._consumed += len(chunk)
+                    if counting:
+                        self._consumed += len(chunk)
                     if take(chunk):
                         yield chunk
                         continue
@@ -421,7 +436,8 @@ class AsyncDrainStream(_StreamState):
                 if truncated is None:
                     raise
                 raise truncated from exc
-            self._consumed += len(chunk)
+            if self._counting:
+                self._consumed += len(chunk)
             if filt is None or filt.take(chunk):
                 return chunk
             out = filt.feed(chunk)
