@@ -257,6 +257,7 @@ TEXT_REPORTS = {
         1,
         [
             ", HTTP/1.1, no length (the body ends when the server closes)",
+            "terminator  none: without a length, each body ended when the server closed (",
             "verdict     no_keep_alive: even reading every body to its end took 2 connections",
         ],
     ),

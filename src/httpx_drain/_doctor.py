@@ -836,7 +836,15 @@ def _render_response(report: Report) -> list[str]:
         f"{'events':<12}{events['per_stream']} per stream, last: {last}; {split} split across reads"
     )
     with_terminal = [p for p in streamed if p.terminal]
-    if with_terminal:
+    close_delimited = framing.endswith("(the body ends when the server closes)")
+    if with_terminal and close_delimited:
+        # No framing, so no terminator: what ended each body was the server closing.
+        closed = report.delays()
+        summary = "none: without a length, each body ended when the server closed"
+        if closed:
+            summary += f" ({_ms(statistics.median(closed))} after the terminal event, median)"
+        lines.append(f"{'terminator':<12}{summary}")
+    elif with_terminal:
         term = data["terminator"]
         summary = f"{term['arrived']} of {len(with_terminal)} arrived"
         if term["missing"]:
