@@ -105,3 +105,23 @@ def no_leaks() -> Iterator[None]:
     gc.collect()
     assert threading.active_count() <= threads, threading.enumerate()
     assert open_fds() <= fds
+
+
+def tasks() -> int:
+    """Tasks alive in this event loop (asyncio) or this run (trio)."""
+    try:
+        import asyncio
+
+        # Not counted: asyncio's finalizers of async generators that httpx and httpcore leave
+        # unfinished when a consumer stops early (Python 3.10 runs them as tasks).
+        return sum(
+            type(t.get_coro()).__name__ != "async_generator_athrow" for t in asyncio.all_tasks()
+        )
+    except RuntimeError:
+        import trio
+
+        def count(task: Any) -> int:
+            return 1 + sum(count(t) for n in task.child_nurseries for t in n.child_tasks)
+
+        # The root task holds the system nursery, where our drains run on trio.
+        return count(trio.lowlevel.current_root_task())

@@ -40,7 +40,7 @@ from httpx_drain.testing import (
     WaitFor,
 )
 
-from .conftest import Flavour, open_fds, wait_for
+from .conftest import Flavour, open_fds, tasks, wait_for
 
 EVENT = b'data: {"n": 1}\n\n'
 DONE = b"data: [DONE]\n\n"
@@ -661,25 +661,6 @@ def test_no_leaks_sync() -> None:
     gc.collect()
     assert threading.active_count() <= threads, threading.enumerate()
     assert open_fds() <= fds
-
-
-def tasks() -> int:
-    """Tasks alive in this event loop (asyncio) or this run (trio)."""
-    try:
-        import asyncio
-
-        # Not counted: asyncio's finalizers of async generators that httpx and httpcore leave
-        # unfinished when a consumer stops early (Python 3.10 runs them as tasks).
-        return sum(
-            type(t.get_coro()).__name__ != "async_generator_athrow" for t in asyncio.all_tasks()
-        )
-    except RuntimeError:
-        import trio
-
-        def count(task: Any) -> int:
-            return 1 + sum(count(t) for n in task.child_nurseries for t in n.child_tasks)
-
-        return count(trio.lowlevel.current_root_task())
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])

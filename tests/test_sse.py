@@ -906,3 +906,18 @@ def test_take_is_feed_for_one_ordinary_event() -> None:
         assert not scanner.take(chunk)
     assert scanner.events == 3
     assert not scanner.terminal_seen
+
+
+def test_feed_untaken_agrees_with_feed() -> None:
+    chunks = [
+        b"data: 1\n\n",
+        b"data: " + b"x" * 5000 + b"\n\n",
+        b"event: a\ndata: 2\n\n",
+        b"data: 3\r\n\r\n",
+        b": comment\n\n",
+        b"data: [DONE]\n\n",
+    ]
+    fed, untaken = SSEScanner(), SSEScanner()
+    for chunk in chunks:
+        assert untaken.feed_untaken(chunk) == fed.feed(chunk)
+    assert (untaken.events, untaken.terminal_seen) == (fed.events, fed.terminal_seen) == (5, True)

@@ -48,7 +48,8 @@ class EventStreamFilter:
 
     def __init__(self, options: SSEOptions) -> None:
         self.scanner = SSEScanner(options.terminal, max_partial=options.max_partial)
-        self._scan = self.scanner.feed
+        # feed() follows take() (the streams call both), so it does not try take() again.
+        self._scan = self.scanner.feed_untaken
         #: The hot path, one call per chunk: true when the chunk is one ordinary whole event
         #: (counted) and is to be handed on as it is; otherwise call :meth:`feed`.
         self.take = self.scanner.take
@@ -60,10 +61,13 @@ class EventStreamFilter:
         self.discarded = 0
 
     def feed(self, chunk: bytes) -> bytes:
-        """The bytes to hand on for ``chunk`` (maybe empty); sets :attr:`ended`."""
+        """The bytes to hand on for ``chunk`` (maybe empty); sets :attr:`ended`.
+
+        Meant for chunks :attr:`take` refused; any chunk is scanned correctly, only slower.
+        """
         boundary, terminal_end = self._scan(chunk)
         if terminal_end < 0 and not self._align:
-            return chunk  # the hot path: one call per chunk into the scanner, no copy
+            return chunk
         if terminal_end >= 0:
             self.ended = True
             self.discarded = len(chunk) - terminal_end

@@ -221,6 +221,37 @@ class Budget:
         return DrainResult(outcome, self.discarded, now - self.started, error)
 
 
+class _Averages:
+    """A moving average of how long drains waited for the end of the body, per origin.
+
+    A sample of ``inf`` (the end never came) makes the average ``inf`` until the next sample,
+    which then starts it afresh; ``ceiling`` bounds it (so that with a finite ceiling one lost
+    terminator does not count for ever).
+    """
+
+    #: The weight of the newest observation.
+    ALPHA = 0.25
+    #: Origins remembered at most: a client talks to few; forget all past this.
+    MAX_ORIGINS = 1024
+
+    def __init__(self, ceiling: float = math.inf) -> None:
+        self._ceiling = ceiling
+        self._values: dict[str, float] = {}
+
+    def get(self, origin: str) -> float | None:
+        return self._values.get(origin)
+
+    def observe(self, origin: str, waited: float | None) -> None:
+        sample = math.inf if waited is None else waited
+        average = self._values.get(origin)
+        if average is None:
+            if len(self._values) >= self.MAX_ORIGINS:
+                self._values.clear()
+        elif average != math.inf:
+            sample = (1 - self.ALPHA) * average + self.ALPHA * sample
+        self._values[origin] = min(sample, self._ceiling)
+
+
 class Linger:
     """How long a caller may wait for a background drain that has begun to wait for the network.
 
@@ -234,18 +265,16 @@ class Linger:
     whether the caller lingered or not.
     """
 
-    #: The weight of the newest observation in the moving average.
-    ALPHA = 0.25
-    #: Origins remembered at most: a client talks to few; forget all past this.
-    MAX_ORIGINS = 1024
+    MAX_ORIGINS = _Averages.MAX_ORIGINS
 
     def __init__(self, cap: float = 0.002) -> None:
         self.cap = cap
-        self._average: dict[str, float] = {}
+        # Clamped, so that one lost terminator does not shut lingering off for ever.
+        self._averages = _Averages(ceiling=10 * cap)
 
     def wait(self, origin: str) -> float:
         """Seconds to linger for a drain of ``origin`` that is waiting for the network."""
-        average = self._average.get(origin)
+        average = self._averages.get(origin)
         if average is None:
             return self.cap  # nothing learned yet: one cheap try
         if average > self.cap:
@@ -254,17 +283,7 @@ class Linger:
 
     def observe(self, origin: str, waited: float | None) -> None:
         """Record how long a drain waited for the end (``None``: it never came)."""
-        sample = math.inf if waited is None else waited
-        average = self._average.get(origin)
-        if average is None:
-            if len(self._average) >= self.MAX_ORIGINS:
-                self._average.clear()
-            self._average[origin] = min(sample, 10 * self.cap)
-        else:
-            # Clamp so one lost terminator does not shut lingering off for ever.
-            self._average[origin] = min(
-                10 * self.cap, (1 - self.ALPHA) * average + self.ALPHA * sample
-            )
+        self._averages.observe(origin, waited)
 
 
 class Handover:
@@ -279,35 +298,25 @@ class Handover:
     drain that never reached it makes the origin unpredictable until one does again.
     """
 
-    #: The weight of the newest observation in the moving average.
-    ALPHA = 0.25
-    #: Origins remembered at most: a client talks to few; forget all past this.
-    MAX_ORIGINS = 1024
+    MAX_ORIGINS = _Averages.MAX_ORIGINS
 
     def __init__(self, window: float = 0.002) -> None:
         self.window = window
-        self._average: dict[str, float] = {}
+        self._averages = _Averages()
 
     def wait(self, origin: str, waiting_for: float) -> float:
         """Seconds a new request may wait for a drain that has waited ``waiting_for`` seconds.
 
         ``0.0``: do not wait (nothing learned yet, or the drain is not due within the window).
         """
-        average = self._average.get(origin)
+        average = self._averages.get(origin)
         if average is None or average - waiting_for > self.window:
             return 0.0
         return self.window
 
     def observe(self, origin: str, waited: float | None) -> None:
         """Record how long a drain waited for the end (``None``: it never came)."""
-        average = self._average.get(origin)
-        if waited is None:
-            waited = math.inf
-        elif average is not None and average != math.inf:
-            waited = (1 - self.ALPHA) * average + self.ALPHA * waited
-        if average is None and len(self._average) >= self.MAX_ORIGINS:
-            self._average.clear()
-        self._average[origin] = waited
+        self._averages.observe(origin, waited)
 
 
 @dataclass(frozen=True)

@@ -475,11 +475,15 @@ class SSEScanner:
 
     def feed(self, chunk: bytes) -> ScanResult:
         """Scan the next chunk of the body; offsets in the result are into ``chunk``."""
+        if self.take(chunk):
+            n = len(chunk)
+            res = _RESULTS.get(n)
+            return _result(n) if res is None else res
+        return self.feed_untaken(chunk)
+
+    def feed_untaken(self, chunk: bytes) -> ScanResult:
+        """:meth:`feed` without trying :meth:`take` first, for a caller that just did."""
         if self._clean:
-            if self.take(chunk):
-                n = len(chunk)
-                res = _RESULTS.get(n)
-                return _result(n) if res is None else res
             # The previous chunk ended at a block boundary and this one is one whole event of a
             # few lines (what Anthropic's and OpenAI's Responses streams send): split them.
             n = len(chunk)

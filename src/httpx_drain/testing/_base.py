@@ -13,7 +13,13 @@ import anyio.abc
 
 from ._facts import ServerFacts
 
-__all__ = ["AsyncServing", "ReplayServer", "ReplayServerError", "listening_socket"]
+__all__ = [
+    "AsyncServing",
+    "ReplayServer",
+    "ReplayServerError",
+    "ThreadedServing",
+    "listening_socket",
+]
 
 
 class ReplayServerError(RuntimeError):
@@ -70,6 +76,24 @@ class ReplayServer(abc.ABC):
             if len(errors) > 1:
                 message += f" (and {len(errors) - 1} more, see facts.errors)"
             raise ReplayServerError(message) from errors[0]
+
+
+class ThreadedServing(ReplayServer):
+    """A server on threads of its own, run by a ``with`` block (``__enter__`` starts it).
+
+    Leaving the block closes it, then raises what went wrong while serving, unless the block
+    raised already.
+    """
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+        if exc_type is None:
+            self._raise_errors()
 
 
 class AsyncServing(ReplayServer):

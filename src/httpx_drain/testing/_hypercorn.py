@@ -14,7 +14,6 @@ import ssl
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from contextlib import ExitStack
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
@@ -22,7 +21,7 @@ import anyio.abc
 import anyio.from_thread
 
 from ._asgi import ASGIApp, ConnectionState, RecordingMiddleware, ScenarioApp, Tracker
-from ._base import AsyncServing, ReplayServer, listening_socket
+from ._base import AsyncServing, ReplayServer, ThreadedServing, listening_socket
 from ._scenario import Scenario, ScenarioSource
 
 if TYPE_CHECKING:
@@ -362,7 +361,7 @@ class _HypercornBase(ReplayServer):
         )
 
 
-class HypercornServer(_HypercornBase):
+class HypercornServer(ThreadedServing, _HypercornBase):
     """A hypercorn server in a background thread, replaying a scenario or serving an app.
 
     ``HypercornServer(scenario)`` replays a scenario (steps ASGI cannot express raise
@@ -413,16 +412,6 @@ class HypercornServer(_HypercornBase):
 
     def __enter__(self) -> HypercornServer:
         return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-        if exc_type is None:
-            self._raise_errors()
 
     def close(self, timeout: float = 10.0) -> None:
         """Abort every connection and running step, stop hypercorn and join its thread."""

@@ -10,12 +10,11 @@ import socket
 import struct
 import threading
 import time
-from types import TracebackType
 
 import anyio
 import h11
 
-from ._base import AsyncServing, ReplayServer, listening_socket
+from ._base import AsyncServing, ThreadedServing, listening_socket
 from ._gate import Gate
 from ._scenario import RequestInfo, Scenario, ScenarioSource, resolve
 from ._wire import Close, Open, Plan, Repeat, RequestParser, Send, Sleep, Wait, plan
@@ -108,7 +107,7 @@ class _Connection:
             self.wake_w.close()
 
 
-class RawServer(ReplayServer):
+class RawServer(ThreadedServing):
     """A raw-socket server replaying a scenario byte for byte, in background threads.
 
     Every step is supported. One thread accepts connections and one thread serves each of
@@ -147,16 +146,6 @@ class RawServer(ReplayServer):
 
     def __enter__(self) -> RawServer:
         return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-        if exc_type is None:
-            self._raise_errors()
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop accepting, abort every connection and join every thread.
