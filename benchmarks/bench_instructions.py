@@ -5,7 +5,7 @@ the 3-5 % being measured. This counts the instructions the client executes inste
 valgrind's cachegrind: the same in-memory-stream source as ``bench_overhead`` (httpx's or
 httpx2's own transport, httpcore's pool and h11's chunk parsing over ``MockBackend``), read
 once with ``N1`` and once with ``N2`` 1 KiB chunks; the difference divided by ``N2 - N1``
-cancels start-up and imports. Needs ``valgrind`` on PATH (skipped, saying so, without it);
+cancels start-up and imports. The hash seed is fixed, so a count repeats exactly. Needs ``valgrind`` on PATH (skipped, saying so, without it);
 about 20 s a run.
 
     python -m benchmarks.bench_instructions [--json out.json]
@@ -13,6 +13,7 @@ about 20 s a run.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -57,7 +58,10 @@ def _instructions(flavour: str, client: str, chunks: int) -> int:
         client,
         str(chunks),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    # A fixed hash seed: with a random one, set and dict layouts (and so the counts) move by a
+    # few hundred instructions a chunk from run to run, as much as the margins being measured.
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     match = re.search(r"I\s+refs:\s+([\d,]+)", result.stderr)
     if match is None:
         raise SystemExit(f"no instruction count in valgrind's output:\n{result.stderr}")

@@ -402,3 +402,57 @@ def test_real_server(steps: list[Any], ending: str, reads: int, mode: str) -> No
     ended = sum(getattr(stats, name) for name in OUTCOMES) + stats.drains_rejected
     assert stats.drains_started == ended
     assert stats.drains_started + stats.drains_skipped <= 1
+
+
+# The sync stream runs an inlined copy of SSEScanner.take(): it must agree with the async
+# stream, which calls take(), on what is handed on and on what the scanner counts.
+
+NEAR_MISSES = [
+    b'data: {"n": 1}\n\n',  # taken
+    b"id: 7\n\n",  # taken
+    b"data: [DONE]\n\n",  # a candidate: terminal
+    b"data:[DONE]\n\n",
+    b"event: message_stop\n\n",
+    b"data: 3\r\n\r\n",  # CR line ends
+    b"data: 4\r\r",
+    b"data: 5\rdata: [DONE]\n\n",  # a CR inside the line
+    b"event: a\ndata: 2\n\n",  # two lines
+    b"data: 6\n\ndata: 7\n\n",  # two events
+    b": comment\n\n",
+    b"\n\n",
+    b"\n",
+    b"data: 8\n",
+    b"\xef\xbb\xbfdata: 9\n\n",
+]
+
+
+async def _read_async(transport: httpx.AsyncBaseTransport) -> tuple[bytes, Any]:
+    response = await transport.handle_async_request(httpx.Request("GET", "http://test/"))
+    stream: Any = response.stream
+    delivered = b"".join([chunk async for chunk in stream])
+    await stream.aclose()
+    return delivered, stream._filter.scanner
+
+
+@FAST
+@given(pieces=st.lists(st.sampled_from(NEAR_MISSES), max_size=8), align=st.booleans())
+def test_sync_inlined_take_agrees_with_async(pieces: list[bytes], align: bool) -> None:
+    script: list[tuple[str, Any]] = [*(("chunk", p) for p in pieces), ("end", None)]
+    clock = FakeClock()
+    sync = httpx_drain.DrainTransport(
+        Inner(SyncBody(script, clock), "text/event-stream"), align_events=align
+    )
+    stream: Any = sync.handle_request(httpx.Request("GET", "http://test/")).stream
+    delivered = b"".join(stream)
+    stream.close()
+    scanner = stream._filter.scanner
+    asynchronous = httpx_drain.AsyncDrainTransport(
+        Inner(AsyncBody(script, clock), "text/event-stream"), align_events=align
+    )
+    adelivered, ascanner = anyio.run(_read_async, asynchronous)
+    assert delivered == adelivered
+    assert (scanner.events, scanner.terminal_seen, scanner.partial_size) == (
+        ascanner.events,
+        ascanner.terminal_seen,
+        ascanner.partial_size,
+    )
