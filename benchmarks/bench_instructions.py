@@ -5,8 +5,8 @@ the 3-5 % being measured. This counts the instructions the client executes inste
 valgrind's cachegrind: the same in-memory-stream source as ``bench_overhead`` (httpx's or
 httpx2's own transport, httpcore's pool and h11's chunk parsing over ``MockBackend``), read
 once with ``N1`` and once with ``N2`` 1 KiB chunks; the difference divided by ``N2 - N1``
-cancels start-up and imports. The hash seed is fixed, so a count repeats exactly. Needs ``valgrind`` on PATH (skipped, saying so, without it);
-about 20 s a run.
+cancels start-up and imports. The hash seed is fixed, so a count repeats exactly. Needs
+``valgrind`` on PATH (skipped, saying so, without it); about 20 s a run.
 
     python -m benchmarks.bench_instructions [--json out.json]
 """
