@@ -14,7 +14,7 @@ import anyio
 import pytest
 import trio
 
-from httpx_drain.testing import Chunk, Gate, RawServer, Scenario, Signal, Terminator, WaitFor
+from httpx_drain.testing import Chunk, Fin, Gate, RawServer, Scenario, Signal, Terminator, WaitFor
 
 from .conftest import Flavour, open_fds, wait_for
 
@@ -296,3 +296,76 @@ def test_no_event_loop_to_spawn_into() -> None:
     from httpx_drain._background import _spawner
 
     assert _spawner() is None  # trio is imported here, but no trio run is active
+
+
+def _gated_terminators(n: int) -> tuple[list[Gate], list[Gate], Any]:
+    """Per request: the terminator waits for its ``release`` gate, then opens ``sent``."""
+    release, sent = [Gate() for _ in range(n)], [Gate() for _ in range(n)]
+    scenarios = iter(
+        Scenario(steps=(Chunk(EVENT), Chunk(DONE), WaitFor(r), Terminator(), Signal(s)))
+        for r, s in zip(release, sent, strict=True)
+    )
+    return release, sent, lambda _request: next(scenarios)
+
+
+@pytest.mark.parametrize("where", ["h11", "kernel"])
+def test_an_end_already_buffered_is_drained_without_a_worker(
+    no_leaks: None, flavour: Flavour, where: str
+) -> None:
+    # The terminator came in the same write as the last event (h11 holds it), or sits unread
+    # in the socket when close() is called: close() ends the body itself, on the caller's
+    # thread, and the connection is back in the pool when it returns.
+    n = 5
+    release, sent, scenario = _gated_terminators(n)
+    if where == "h11":
+        scenario = Scenario(steps=(Chunk(EVENT), Chunk(DONE, terminator=True)))
+    with RawServer(scenario) as server:
+        transport = flavour.DrainTransport()
+        with flavour.lib.Client(transport=transport) as client:
+            for i in range(n):
+                with client.stream("GET", server.url) as response:
+                    for chunk in response.iter_raw():
+                        if DONE in chunk:
+                            if where == "kernel":
+                                release[i].set()
+                                assert sent[i].wait(10)  # the terminator is in our socket
+                            break  # httpx2 closes the response here, httpx on leaving "with"
+                stats = transport.stats.snapshot()
+                assert (stats.connections_kept, stats.drains_buffered) == (i + 1, i + 1)
+                assert drain_threads() == []
+        assert server.facts.connection_count == 1
+
+
+def test_an_end_not_yet_sent_goes_to_a_worker(flavour: Flavour) -> None:
+    release, _sent, scenario = _gated_terminators(2)
+    release[1].set()
+    with RawServer(scenario) as server:
+        transport = flavour.DrainTransport(deadline=30)
+        with flavour.lib.Client(transport=transport) as client:
+            stop_at_done(client, server.url)  # returns with the terminator still held
+            assert transport.stats.drains_buffered == 0
+            assert len(drain_threads()) == 1
+            release[0].set()
+            assert wait_for(lambda: transport.stats.connections_kept == 1)
+            stop_at_done(client, server.url)
+        assert server.facts.connection_count == 1
+
+
+def test_a_server_that_closed_after_the_last_event_is_not_waited_for(flavour: Flavour) -> None:
+    # The FIN is in our socket (or already seen by h11): the drain ends at once, without a
+    # worker, as a missing terminator after the terminal event.
+    release = Gate()
+    scenario = Scenario(steps=(Chunk(EVENT), Chunk(DONE), WaitFor(release), Fin()))
+    with RawServer(scenario) as server:
+        transport = flavour.DrainTransport()
+        with flavour.lib.Client(transport=transport) as client:
+            with client.stream("GET", server.url) as response:
+                network_stream = response.extensions["network_stream"]
+                for chunk in response.iter_raw():
+                    if DONE in chunk:
+                        release.set()
+                        assert wait_for(lambda: network_stream.get_extra_info("is_readable"))
+                        break
+            stats = transport.stats.snapshot()
+            assert (stats.drains_buffered, stats.missing_terminators) == (1, 1)
+            assert drain_threads() == []

@@ -219,3 +219,15 @@ async def test_no_task_outlives_the_client(flavour: Flavour) -> None:
             assert tasks() > before  # drains are running in the background
         assert tasks() == before
         release.set()
+
+
+async def test_an_end_in_h11s_buffer_is_drained_without_a_task(flavour: Flavour) -> None:
+    scenario = sse(Chunk(EVENT), Chunk(DONE, terminator=True))
+    with RawServer(scenario) as server:
+        transport = flavour.AsyncDrainTransport()
+        async with flavour.lib.AsyncClient(transport=transport) as client:
+            for i in range(N):
+                await stream_until_done(client, server.url)
+                stats = transport.stats.snapshot()
+                assert (stats.connections_kept, stats.drains_buffered) == (i + 1, i + 1)
+        assert server.facts.connection_count == 1

@@ -1,25 +1,94 @@
-"""HTTP/1.1: bytes a server sent past the end of a response.
+"""HTTP/1.1: what h11 holds of a response that has not been handed on yet.
 
-A server that sends more than it framed (bytes after a ``Content-Length`` body) leaves them in
-h11's receive buffer. httpcore returns the connection to the pool all the same, and the next
-request on it reads them as the start of its response: ``illegal status line``. We look before
-a connection goes back to the pool, and close it instead. No public API shows h11's buffer, so
-we walk httpcore's private attributes (the same in httpcore and httpcore2); if they change, we
-see nothing and behave as httpcore does.
+Two questions, both asked before a connection goes back to the pool or to a drain's worker:
+
+- **bytes past the end** (:func:`has_leftover_bytes`): a server that sends more than it framed
+  (bytes after a ``Content-Length`` body) leaves them in h11's receive buffer. httpcore returns
+  the connection to the pool all the same, and the next request on it reads them as the start
+  of its response: ``illegal status line``. We close such a connection instead.
+- **the end already here** (:func:`end_is_buffered`): when the rest of the body, terminator
+  included, is in h11's buffer (or, on a plain TCP socket, in the kernel's), a drain cannot
+  wait for the network, so the caller may run it at once rather than hand it to a worker.
+
+No public API shows h11's reader or reaches h11 through httpcore, so we walk httpcore's
+private attributes (the same in httpcore and httpcore2) and h11's reader state; if they
+change, the answers are "no" and we behave as httpcore does (or hand the drain to a worker).
 """
 
 from __future__ import annotations
 
+import copy
+import socket
+import ssl
 from typing import Any
 
-__all__ = ["has_leftover_bytes"]
+import h11
+
+__all__ = ["end_is_buffered", "has_leftover_bytes"]
+
+#: Bytes of the kernel's buffer :func:`end_is_buffered` looks at, at most.
+PEEK_BYTES = 65536
+
+
+def _h11_connection(inner_stream: Any) -> Any:
+    return inner_stream._httpcore_stream._stream._connection._h11_state
 
 
 def has_leftover_bytes(inner_stream: Any) -> bool:
     """True when h11 holds bytes past the end of the response behind ``inner_stream``."""
     try:
-        connection = inner_stream._httpcore_stream._stream._connection
-        data, _closed = connection._h11_state.trailing_data
+        data, _closed = _h11_connection(inner_stream).trailing_data
     except Exception:  # not httpcore's HTTP/1.1 stream, or its internals changed
         return False
     return bool(data)
+
+
+def end_is_buffered(inner_stream: Any, network_stream: Any = None) -> bool:
+    """True when reading ``inner_stream`` to its end needs no wait for the network.
+
+    h11's reader is run on copies of its state and of its buffered bytes and then, if those
+    do not reach the end, of those plus what a plain TCP socket (``network_stream``, if given)
+    holds unread: TLS records cannot be peeked at. True as well when the server has closed:
+    the end (or the error) is then immediate.
+    """
+    try:
+        connection = _h11_connection(inner_stream)
+        data, closed = connection.trailing_data
+        if closed or _reaches_end(connection, data):
+            return True
+        peeked = _peek(network_stream)
+        if peeked == b"":  # the server closed; h11 will see it with its next read
+            return True
+        return peeked is not None and _reaches_end(connection, data + peeked)
+    except Exception:  # internals changed, or bytes h11 will reject: let a worker find out
+        return False
+
+
+def _reaches_end(connection: Any, data: bytes) -> bool:
+    reader = copy.copy(connection._reader)
+    if reader is None:
+        return False
+    buffer = type(connection._receive_buffer)()
+    buffer += data
+    while True:
+        event = reader(buffer)
+        if event is None:
+            return False
+        if isinstance(event, h11.EndOfMessage):
+            return True
+
+
+def _peek(network_stream: Any) -> bytes | None:
+    """What a plain TCP socket holds unread (``b""``: end of stream); None: nothing, or unknown."""
+    if network_stream is None:
+        return None
+    sock = network_stream.get_extra_info("socket")
+    if not isinstance(sock, socket.socket) or isinstance(sock, ssl.SSLSocket):
+        return None
+    # Readable first: with a timeout set, a Python socket's recv() polls before it reads.
+    if not network_stream.get_extra_info("is_readable"):
+        return None
+    try:
+        return sock.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except OSError:
+        return None

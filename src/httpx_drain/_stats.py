@@ -57,6 +57,9 @@ class StatsSnapshot:
     #: New requests that waited (briefly) for a connection of their origin whose background
     #: drain was about to end, instead of opening another connection.
     handover_waits: int = 0
+    #: Background drains that found the rest of the body already buffered (in h11's or the
+    #: kernel's buffer) and ended it in ``close()`` itself, with no worker thread or task.
+    drains_buffered: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counters by name, for export to a metrics system."""

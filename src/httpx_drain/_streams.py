@@ -20,7 +20,7 @@ import anyio
 from ._eventstream import EventStreamFilter, SSEOptions
 from ._exceptions import IncompleteStream
 from ._h2 import cancel_async, cancel_sync
-from ._h11 import has_leftover_bytes
+from ._h11 import end_is_buffered, has_leftover_bytes
 from ._policy import Budget, DrainPolicy, DrainResult, Outcome, ResponseFacts, Skip, plan
 from ._stats import logger
 
@@ -237,6 +237,15 @@ class _StreamState:
                 type(error).__name__,
                 self._ctx.origin,
             )
+
+    def end_is_buffered(self) -> bool:
+        """True when a drain would find the end of the body without waiting for the network."""
+        return end_is_buffered(self._inner, self._ctx.network_stream)
+
+    @property
+    def network_stream(self) -> Any:
+        """The connection's network stream, when the inner transport is httpcore's."""
+        return self._ctx.network_stream
 
     @property
     def deadline(self) -> float:
