@@ -14,7 +14,17 @@ import anyio
 import pytest
 import trio
 
-from httpx_drain.testing import Chunk, Fin, Gate, RawServer, Scenario, Signal, Terminator, WaitFor
+from httpx_drain.testing import (
+    Chunk,
+    Fin,
+    Gate,
+    HypercornServer,
+    RawServer,
+    Scenario,
+    Signal,
+    Terminator,
+    WaitFor,
+)
 
 from .conftest import Flavour, open_fds, wait_for
 
@@ -369,3 +379,27 @@ def test_a_server_that_closed_after_the_last_event_is_not_waited_for(flavour: Fl
             stats = transport.stats.snapshot()
             assert (stats.drains_buffered, stats.missing_terminators) == (1, 1)
             assert drain_threads() == []
+
+
+def test_over_tls_bytes_arriving_are_read_by_the_worker_before_close_returns(
+    flavour: Flavour,
+) -> None:
+    # A TLS record cannot be peeked at, so whether it ends the body is unknown: the worker
+    # reads it while close() waits, and the connection is back in the pool when it returns.
+    release, sent = Gate(), Gate()
+    scenario = Scenario(
+        steps=(Chunk(EVENT), Chunk(DONE), WaitFor(release), Terminator(), Signal(sent))
+    )
+    with HypercornServer(scenario, tls=True) as server:
+        transport = flavour.DrainTransport(verify=server.ssl_context)
+        with flavour.lib.Client(transport=transport) as client:
+            with client.stream("GET", server.url) as response:
+                network_stream = response.extensions["network_stream"]
+                for chunk in response.iter_raw():
+                    if DONE in chunk:
+                        release.set()
+                        assert sent.wait(10)
+                        assert wait_for(lambda: network_stream.get_extra_info("is_readable"))
+                        break
+            stats = transport.stats.snapshot()
+            assert (stats.connections_kept, stats.drains_buffered) == (1, 0)

@@ -80,8 +80,8 @@ def _reaches_end(connection: Any, data: bytes) -> bool:
 
 def _peek(network_stream: Any) -> bytes | None:
     """What a plain TCP socket holds unread (``b""``: end of stream); None: nothing, or unknown."""
-    if network_stream is None:
-        return None
+    if network_stream is None or network_stream.get_extra_info("ssl_object") is not None:
+        return None  # TLS (the raw socket, if any, holds ciphertext)
     sock = network_stream.get_extra_info("socket")
     if not isinstance(sock, socket.socket) or isinstance(sock, ssl.SSLSocket):
         return None
