@@ -361,6 +361,21 @@ def test_an_end_not_yet_sent_goes_to_a_worker(flavour: Flavour) -> None:
         assert server.facts.connection_count == 1
 
 
+def stop_at_done_once_the_tail_arrived(
+    client: Any, url: str, release: Gate, sent: Gate | None = None
+) -> None:
+    """Stream to ``data: [DONE]``, let the server send the rest, and close once it is in our
+    socket (httpx2 closes the response on leaving the loop, httpx on leaving ``with``)."""
+    with client.stream("GET", url) as response:
+        network_stream = response.extensions["network_stream"]
+        for chunk in response.iter_raw():
+            if DONE in chunk:
+                release.set()
+                assert sent is None or sent.wait(10)
+                assert wait_for(lambda: network_stream.get_extra_info("is_readable"))
+                break
+
+
 def test_a_server_that_closed_after_the_last_event_is_not_waited_for(flavour: Flavour) -> None:
     # The FIN is in our socket (or already seen by h11): the drain ends at once, without a
     # worker, as a missing terminator after the terminal event.
@@ -369,13 +384,7 @@ def test_a_server_that_closed_after_the_last_event_is_not_waited_for(flavour: Fl
     with RawServer(scenario) as server:
         transport = flavour.DrainTransport()
         with flavour.lib.Client(transport=transport) as client:
-            with client.stream("GET", server.url) as response:
-                network_stream = response.extensions["network_stream"]
-                for chunk in response.iter_raw():
-                    if DONE in chunk:
-                        release.set()
-                        assert wait_for(lambda: network_stream.get_extra_info("is_readable"))
-                        break
+            stop_at_done_once_the_tail_arrived(client, server.url, release)
             stats = transport.stats.snapshot()
             assert (stats.drains_buffered, stats.missing_terminators) == (1, 1)
             assert drain_threads() == []
@@ -393,13 +402,6 @@ def test_over_tls_bytes_arriving_are_read_by_the_worker_before_close_returns(
     with HypercornServer(scenario, tls=True) as server:
         transport = flavour.DrainTransport(verify=server.ssl_context)
         with flavour.lib.Client(transport=transport) as client:
-            with client.stream("GET", server.url) as response:
-                network_stream = response.extensions["network_stream"]
-                for chunk in response.iter_raw():
-                    if DONE in chunk:
-                        release.set()
-                        assert sent.wait(10)
-                        assert wait_for(lambda: network_stream.get_extra_info("is_readable"))
-                        break
+            stop_at_done_once_the_tail_arrived(client, server.url, release, sent)
             stats = transport.stats.snapshot()
             assert (stats.connections_kept, stats.drains_buffered) == (1, 0)
