@@ -405,3 +405,31 @@ def test_over_tls_bytes_arriving_are_read_by_the_worker_before_close_returns(
             stop_at_done_once_the_tail_arrived(client, server.url, release, sent)
             stats = transport.stats.snapshot()
             assert (stats.connections_kept, stats.drains_buffered) == (1, 0)
+
+
+def test_a_content_length_remainder_already_here_is_drained_in_close(flavour: Flavour) -> None:
+    # Not only event streams: the rest of a Content-Length body in our buffers is read by
+    # close() itself, and the connection is reused.
+    release = [Gate() for _ in range(3)]
+    scenarios = iter(
+        Scenario(
+            steps=(Chunk(b"a" * 100), WaitFor(r), Chunk(b"b" * 100)),
+            headers=(("content-type", "application/octet-stream"),),
+            framing="content-length",
+        )
+        for r in release
+    )
+    with RawServer(lambda _request: next(scenarios)) as server:
+        transport = flavour.DrainTransport()
+        with flavour.lib.Client(transport=transport) as client:
+            for gate in release:
+                with client.stream("GET", server.url) as response:
+                    readable = response.extensions["network_stream"].get_extra_info
+                    chunks = response.iter_raw()  # kept: httpx2 closes when it is dropped
+                    assert next(chunks) == b"a" * 100
+                    gate.set()
+                    assert wait_for(lambda f=readable: f("is_readable"))
+            stats = transport.stats.snapshot()
+            assert (stats.connections_kept, stats.drains_buffered) == (3, 3)
+            assert drain_threads() == []
+        assert server.facts.connection_count == 1
