@@ -217,11 +217,12 @@ class SyncBackgroundRunner(SyncRunner):
                 done.set()
                 handoff.set()
 
-        executor.submit(job)
         # Bytes are arriving that may or may not end the body (a TLS record, part of the
         # terminator): wait while the drain consumes them (bounded by its deadline; normally
         # microseconds). Nothing to read: no wait for the worker to find that out too.
-        if not would_block(stream.network_stream):
+        arriving = not would_block(stream.network_stream)
+        executor.submit(job)
+        if arriving:
             handoff.wait(stream.deadline)
         # Then linger briefly if this origin's terminators tend to trail by less than a new
         # connection would cost.

@@ -306,7 +306,7 @@ class SyncDrainStream(_StreamState):
             else:
                 # SSEScanner.take(), inlined: the call alone costs more than a sixth of what
                 # scanning adds to a chunk (benchmarks/bench_instructions), and the sync path is
-                # the one the 5 % target is measured on. test_sse checks that the two agree.
+                # the one the 5 % target is measured on. test_properties checks that the two agree.
                 scanner, feed = filt.scanner, filt.feed
                 flens, forms = scanner._flens, scanner._forms
                 for chunk in self._inner_iterator():
