@@ -197,10 +197,14 @@ class SyncBackgroundRunner(SyncRunner):
         waiting_since: list[float] = []
         origin = stream.origin
 
-        def on_wait() -> None:
+        def waiting() -> None:
             now = time.monotonic()
             waiting_since.append(now)
             self._waiting.add(origin, done, now)
+
+        def on_wait() -> None:
+            if not waiting_since:
+                waiting()
             handoff.set()
 
         def job() -> None:
@@ -219,8 +223,12 @@ class SyncBackgroundRunner(SyncRunner):
 
         # Bytes are arriving that may or may not end the body (a TLS record, part of the
         # terminator): wait while the drain consumes them (bounded by its deadline; normally
-        # microseconds). Nothing to read: no wait for the worker to find that out too.
+        # microseconds). Nothing to read: no wait for the worker to find that out too, and the
+        # drain counts as waiting for the network from now, so that a request sent right after
+        # this close() can already wait for it (the handover) rather than open a connection.
         arriving = not would_block(stream.network_stream)
+        if not arriving:
+            waiting()
         executor.submit(job)
         if arriving:
             handoff.wait(stream.deadline)
