@@ -23,7 +23,7 @@ import anyio
 
 from ._policy import Handover, Linger, Outcome
 from ._pool import has_available_connection
-from ._streams import origin_of, would_block
+from ._streams import Tail, origin_of
 
 if TYPE_CHECKING:
     from ._stats import DrainStats
@@ -176,7 +176,8 @@ class SyncBackgroundRunner(SyncRunner):
             due[0].wait(due[1])
 
     def submit(self, stream: SyncDrainStream) -> None:
-        if stream.end_is_buffered():
+        tail = stream.tail()
+        if tail is Tail.END:
             # The rest of the body is already here (the common case: the terminator came with
             # the last event): ending it costs less than handing it to a thread.
             self._stats.add("drains_buffered")
@@ -226,11 +227,10 @@ class SyncBackgroundRunner(SyncRunner):
         # microseconds). Nothing to read: no wait for the worker to find that out too, and the
         # drain counts as waiting for the network from now, so that a request sent right after
         # this close() can already wait for it (the handover) rather than open a connection.
-        arriving = not would_block(stream.network_stream)
-        if not arriving:
+        if tail is Tail.NOTHING:
             waiting()
         executor.submit(job)
-        if arriving:
+        if tail is Tail.ARRIVING:
             handoff.wait(stream.deadline)
         # Then linger briefly if this origin's terminators tend to trail by less than a new
         # connection would cost.
@@ -300,7 +300,7 @@ class AsyncBackgroundRunner(AsyncRunner):
         if spawn is None:  # an event loop we cannot spawn into: drain inline
             await stream.drain()
             return
-        if stream.end_is_buffered():
+        if stream.tail() is Tail.END:
             # The rest of the body is already here: ending it costs less than a task.
             self._stats.add("drains_buffered")
             await stream.drain()

@@ -43,20 +43,21 @@ def has_leftover_bytes(inner_stream: Any) -> bool:
     return bool(data)
 
 
-def end_is_buffered(inner_stream: Any, network_stream: Any = None) -> bool:
+def end_is_buffered(inner_stream: Any, readable: Any = None) -> bool:
     """True when reading ``inner_stream`` to its end needs no wait for the network.
 
     h11's reader is run on copies of its state and of its buffered bytes and then, if those
-    do not reach the end, of those plus what a plain TCP socket (``network_stream``, if given)
-    holds unread: TLS records cannot be peeked at. True as well when the server has closed:
-    the end (or the error) is then immediate.
+    do not reach the end, of those plus what a plain TCP socket holds unread: ``readable`` is
+    the connection's network stream when the caller found it readable (TLS records cannot be
+    peeked at). True as well when the server has closed: the end (or the error) is then
+    immediate.
     """
     try:
         connection = _h11_connection(inner_stream)
         data, closed = connection.trailing_data
         if closed or _reaches_end(connection, data):
             return True
-        peeked = _peek(network_stream)
+        peeked = _peek(readable)
         if peeked == b"":  # the server closed; h11 will see it with its next read
             return True
         return peeked is not None and _reaches_end(connection, data + peeked)
@@ -78,15 +79,16 @@ def _reaches_end(connection: Any, data: bytes) -> bool:
             return True
 
 
-def _peek(network_stream: Any) -> bytes | None:
-    """What a plain TCP socket holds unread (``b""``: end of stream); None: nothing, or unknown."""
-    if network_stream is None or network_stream.get_extra_info("ssl_object") is not None:
+def _peek(readable: Any) -> bytes | None:
+    """What a readable plain TCP socket holds unread (``b""``: end of stream); None: unknown.
+
+    Only for a socket known to be readable: with a timeout set, a Python socket's recv()
+    polls before it reads.
+    """
+    if readable is None or readable.get_extra_info("ssl_object") is not None:
         return None  # TLS (the raw socket, if any, holds ciphertext)
-    sock = network_stream.get_extra_info("socket")
+    sock = readable.get_extra_info("socket")
     if not isinstance(sock, socket.socket) or isinstance(sock, ssl.SSLSocket):
-        return None
-    # Readable first: with a timeout set, a Python socket's recv() polls before it reads.
-    if not network_stream.get_extra_info("is_readable"):
         return None
     try:
         return sock.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)

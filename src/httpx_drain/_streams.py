@@ -9,6 +9,7 @@ the inner stream afresh for the drain would find the connection gone.
 from __future__ import annotations
 
 import contextlib
+import enum
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -28,7 +29,14 @@ if TYPE_CHECKING:
     from ._background import AsyncRunner, SyncRunner
     from ._stats import DrainStats
 
-__all__ = ["AsyncDrainStream", "DrainContext", "SyncDrainStream", "origin_of", "would_block"]
+__all__ = [
+    "AsyncDrainStream",
+    "DrainContext",
+    "SyncDrainStream",
+    "Tail",
+    "origin_of",
+    "would_block",
+]
 
 _clock = time.monotonic
 
@@ -94,6 +102,17 @@ def would_block(network_stream: Any) -> bool:
         return not network_stream.get_extra_info("is_readable")
     except Exception:  # an unknown network stream: assume the worst
         return True
+
+
+class Tail(enum.Enum):
+    """What is there of a body's rest when its response is closed early."""
+
+    #: The end of the body is in h11's (or the socket's) buffer: a drain cannot wait.
+    END = "end"
+    #: Bytes have arrived whose end cannot be seen (a TLS record, part of a terminator).
+    ARRIVING = "arriving"
+    #: Nothing has arrived: a drain would wait for the network at once.
+    NOTHING = "nothing"
 
 
 class _ReadCap:
@@ -238,14 +257,13 @@ class _StreamState:
                 self._ctx.origin,
             )
 
-    def end_is_buffered(self) -> bool:
-        """True when a drain would find the end of the body without waiting for the network."""
-        return end_is_buffered(self._inner, self._ctx.network_stream)
-
-    @property
-    def network_stream(self) -> Any:
-        """The connection's network stream, when the inner transport is httpcore's."""
-        return self._ctx.network_stream
+    def tail(self) -> Tail:
+        """What a drain would find now: the end of the body, bytes arriving, or nothing."""
+        network_stream = self._ctx.network_stream
+        arriving = not would_block(network_stream)  # the one readability check
+        if end_is_buffered(self._inner, network_stream if arriving else None):
+            return Tail.END
+        return Tail.ARRIVING if arriving else Tail.NOTHING
 
     @property
     def deadline(self) -> float:
