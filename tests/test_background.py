@@ -174,7 +174,9 @@ async def test_async_background_keeps_the_connection(flavour: Flavour) -> None:
         transport = flavour.AsyncDrainTransport(deadline=30)
         async with flavour.lib.AsyncClient(transport=transport) as client:
             await astop_at_done(client, server.url)
-            assert sent.is_set()
+            # The server signals after it has sent [DONE], and the client may read the event
+            # first: wait for the signal (the server runs in its own thread).
+            assert sent.wait(10)
             assert not release.is_set()
             release.set()
             with anyio.fail_after(10):
