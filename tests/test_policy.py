@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import h11
 import httpx
 import pytest
 
+from httpx_drain import _h11
 from httpx_drain._policy import (
     DEFAULT_DEADLINE,
     DEFAULT_MAX_BYTES,
@@ -167,3 +169,49 @@ def test_handover_remembers_a_bounded_number_of_origins() -> None:
     handover.observe("new", 0.001)  # past the bound: everything older is forgotten
     assert handover.wait("o0", 0.001) == 0.0
     assert handover.wait("new", 0.001)
+
+
+@pytest.mark.parametrize("length", ["12x", "-1", "\u00b2", "\u0663"])
+def test_a_malformed_content_length_is_unknown(length: str) -> None:
+    # Unicode digits ("²", Arabic-Indic three) pass str.isdigit() but not int(): still unknown.
+    f = ResponseFacts.from_response({"content-length": length}, {"http_version": b"HTTP/1.1"})
+    assert f.content_length is None
+    assert f.delimited  # framed by a length h11 will reject, not by the server closing
+
+
+def _h11_after_body(head: bytes, body: bytes) -> h11.Connection:
+    """A client-side h11 connection that has just handed on ``body``, and holds no more."""
+    conn = h11.Connection(h11.CLIENT)
+    conn.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+    conn.send(h11.EndOfMessage())
+    conn.receive_data(head + body)
+    while not isinstance(conn.next_event(), h11.Data):
+        pass
+    return conn
+
+
+def test_whether_the_end_is_buffered_after_the_last_byte() -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunked = _h11_after_body(head, b"5\r\nhello")
+    assert chunked.trailing_data[0] == b""
+    assert not _h11._reaches_end(chunked, b"")  # a chunked body cannot end without bytes
+    assert not _h11._reaches_end(chunked, b"\r\n0\r\n")
+    assert _h11._reaches_end(chunked, b"\r\n0\r\n\r\n")
+    assert chunked.next_event() is h11.NEED_DATA  # the copies left h11's own state alone
+    # A Content-Length body whose bytes were all handed on (its consumer closed before h11
+    # was asked for the next event) ends with nothing more buffered.
+    counted = _h11_after_body(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", b"hello")
+    assert _h11._reaches_end(counted, b"")
+
+
+def test_reader_copies_work_without_an_instance_dict() -> None:
+    class Slotted:
+        __slots__ = ("n",)
+
+        def __init__(self) -> None:
+            self.n = 1
+
+    original = Slotted()
+    clone = _h11._copy(original)
+    clone.n = 2
+    assert (type(clone), original.n) == (Slotted, 1)

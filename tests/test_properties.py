@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 import httpx_drain
 from httpx_drain import IncompleteStream, _streams
+from httpx_drain._policy import DECISION_HEADERS, select_headers
 from httpx_drain.testing import Chunk, Fin, Pause, RawServer, Scenario, Terminator
 
 from .conftest import wait_for
@@ -456,3 +457,20 @@ def test_sync_inlined_take_agrees_with_async(pieces: list[bytes], align: bool) -
         ascanner.terminal_seen,
         ascanner.partial_size,
     )
+
+
+_header_names = st.sampled_from(
+    ["Connection", "content-length", "CONTENT-TYPE", "Transfer-Encoding", "x-other", "Via"]
+)
+_header_values = st.text(alphabet="abcz019 ,;/=-", max_size=12)
+
+
+@given(headers=st.lists(st.tuples(_header_names, _header_values), max_size=8))
+def test_selected_headers_answer_as_httpx_headers_do(headers: list[tuple[str, str]]) -> None:
+    # The stream keeps only the headers its decisions read, picked in one pass: for each of
+    # them it must answer exactly as a case-insensitive lookup in the full headers.
+    full = httpx.Headers(headers)
+    selected = select_headers(full.raw)
+    for name in DECISION_HEADERS:
+        assert selected.get(name.decode()) == full.get(name.decode())
+    assert set(selected) <= {name.decode() for name in DECISION_HEADERS}

@@ -194,7 +194,8 @@ class SyncBackgroundRunner(SyncRunner):
                     max_workers=self._max_pending, thread_name_prefix="httpx-drain"
                 )
             executor = self._executor
-        handoff, done = threading.Event(), threading.Event()
+        done = threading.Event()
+        handoff = threading.Event() if tail is Tail.ARRIVING else None
         waiting_since: list[float] = []
         origin = stream.origin
 
@@ -204,13 +205,12 @@ class SyncBackgroundRunner(SyncRunner):
             self._waiting.add(origin, done, now)
 
         def on_wait() -> None:
-            if not waiting_since:
-                waiting()
-            handoff.set()
+            waiting()
+            handoff.set()  # type: ignore[union-attr]
 
         def job() -> None:
             try:
-                result = stream.drain(on_wait=on_wait)
+                result = stream.drain(on_wait=on_wait if handoff is not None else None)
                 if waiting_since:
                     kept = result.outcome is Outcome.KEPT
                     waited = time.monotonic() - waiting_since[0] if kept else None
@@ -220,17 +220,18 @@ class SyncBackgroundRunner(SyncRunner):
                 self._waiting.remove(origin, done)
                 self._slots.release()
                 done.set()
-                handoff.set()
+                if handoff is not None:
+                    handoff.set()
 
         # Bytes are arriving that may or may not end the body (a TLS record, part of the
         # terminator): wait while the drain consumes them (bounded by its deadline; normally
         # microseconds). Nothing to read: no wait for the worker to find that out too, and the
         # drain counts as waiting for the network from now, so that a request sent right after
         # this close() can already wait for it (the handover) rather than open a connection.
-        if tail is Tail.NOTHING:
+        if handoff is None:
             waiting()
         executor.submit(job)
-        if tail is Tail.ARRIVING:
+        if handoff is not None:
             handoff.wait(stream.deadline)
         # Then linger briefly if this origin's terminators tend to trail by less than a new
         # connection would cost.

@@ -24,6 +24,9 @@ from typing import Any
 
 import h11
 
+#: h11's reader of chunked bodies (None if h11 moved it: every reader takes the general path).
+_CHUNKED_READER: Any = getattr(getattr(h11, "_readers", None), "ChunkedReader", None)
+
 __all__ = ["end_is_buffered", "has_leftover_bytes"]
 
 #: Bytes of the kernel's buffer :func:`end_is_buffered` looks at, at most.
@@ -66,9 +69,12 @@ def end_is_buffered(inner_stream: Any, readable: Any = None) -> bool:
 
 
 def _reaches_end(connection: Any, data: bytes) -> bool:
-    reader = copy.copy(connection._reader)
-    if reader is None:
+    reader = connection._reader
+    if reader is None or (not data and type(reader) is _CHUNKED_READER):
+        # The common case after an early close: nothing buffered, and a chunked body cannot
+        # end without bytes (a Content-Length body whose bytes are all read can).
         return False
+    reader = _copy(reader)
     buffer = type(connection._receive_buffer)()
     buffer += data
     while True:
@@ -77,6 +83,16 @@ def _reaches_end(connection: Any, data: bytes) -> bool:
             return False
         if isinstance(event, h11.EndOfMessage):
             return True
+
+
+def _copy(reader: Any) -> Any:
+    """A shallow copy of an h11 reader (plain objects): ``copy.copy`` without its dispatch."""
+    state = getattr(reader, "__dict__", None)
+    if state is None:
+        return copy.copy(reader)
+    clone = object.__new__(type(reader))
+    clone.__dict__.update(state)
+    return clone
 
 
 def _peek(readable: Any) -> bytes | None:

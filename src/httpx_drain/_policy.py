@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,6 +28,7 @@ __all__ = [
     "ResponseFacts",
     "Skip",
     "plan",
+    "select_headers",
 ]
 
 #: 100 ms, as OkHttp's ``DISCARD_STREAM_TIMEOUT_MILLIS`` and the openai SDK's async drain: well
@@ -55,6 +56,29 @@ class HeaderLookup(Protocol):
     """Case-insensitive header access, as ``httpx.Headers`` offers."""
 
     def get(self, key: str, default: None = None) -> str | None: ...
+
+
+#: The response headers the decisions here read (lower-case): all that is kept of a response.
+DECISION_HEADERS = frozenset(
+    (b"connection", b"content-length", b"content-type", b"transfer-encoding")
+)
+
+
+def select_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The headers the decisions read, by lower-case name, from raw ``(name, value)`` pairs.
+
+    One pass over the response's headers instead of one case-insensitive lookup per
+    question; a repeated header's values are joined with ``", "``, as ``httpx.Headers.get``
+    joins them. Values are decoded as Latin-1, which never fails; the decisions only look at
+    their ASCII tokens.
+    """
+    found: dict[str, str] = {}
+    for name, value in raw:
+        key = name.lower()
+        if key in DECISION_HEADERS:
+            text, header = value.decode("latin-1"), key.decode("ascii")
+            found[header] = f"{found[header]}, {text}" if header in found else text
+    return found
 
 
 class Skip(str, enum.Enum):
@@ -133,7 +157,9 @@ class ResponseFacts:
         connection = headers.get("connection")
         length = headers.get("content-length")
         # A malformed length is h11's problem, not ours: treat it as unknown.
-        content_length = int(length) if length is not None and length.isdigit() else None
+        content_length = (
+            int(length) if length is not None and length.isascii() and length.isdigit() else None
+        )
         encoding = headers.get("transfer-encoding")
         # Only a response read off a connection (httpcore names its HTTP version) can be
         # close-delimited; an in-memory body (MockTransport, ASGI) has no connection to lose.

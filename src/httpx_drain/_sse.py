@@ -219,6 +219,7 @@ class _Matcher(NamedTuple):
     walkable: bool  # every terminal block has a candidate line
     forms: frozenset[bytes]  # every candidate line
     prefixes: frozenset[bytes]  # every prefix of every candidate line
+    lengths: frozenset[int]  # the lengths of the candidate lines
 
 
 @lru_cache(maxsize=64)
@@ -247,6 +248,7 @@ def _compile(matcher: TerminalEvents) -> _Matcher:
         walkable=walkable,
         forms=frozenset(forms),
         prefixes=frozenset(f[:i] for f in forms for i in range(1, len(f) + 1)),
+        lengths=frozenset(map(len, forms)),
     )
 
 
@@ -355,7 +357,7 @@ class SSEScanner:
             m = self._m = _compile(is_terminal)
             self._cap, self._dcap = m.cap, m.dcap
             self._forms = m.forms
-            self._flens = frozenset(map(len, m.forms))
+            self._flens = m.lengths
         else:
             self._mode = _FULL
             self._predicate = is_terminal

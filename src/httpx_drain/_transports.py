@@ -28,6 +28,7 @@ from ._policy import (
     DrainPolicy,
     Handover,
     Linger,
+    select_headers,
 )
 from ._sse import DEFAULT_TERMINAL, TerminalPredicate
 from ._stats import DrainStats
@@ -68,6 +69,16 @@ RequestT = TypeVar("RequestT", bound=_Request)
 ResponseT = TypeVar("ResponseT", bound=_Response)
 
 _stream_classes: dict[tuple[str, bool], type[Any]] = {}
+
+
+def _decision_headers(headers: Any) -> Any:
+    """What the stream keeps of the response headers: the few its decisions read.
+
+    Picked in one pass over the raw list: every case-insensitive ``Headers.get`` walks the
+    whole list, and a response is asked four questions.
+    """
+    raw = getattr(headers, "raw", None)
+    return headers if raw is None else select_headers(raw)
 
 
 def _stream_class(flavour: Flavour, *, sync: bool) -> type[Any]:
@@ -158,7 +169,7 @@ class _TransportBase:
             policy=self.policy,
             stats=self.stats,
             url=request.url,
-            headers=response.headers,
+            headers=_decision_headers(response.headers),
             extensions=response.extensions,
             method=request.method,
             status=response.status_code,
