@@ -3,13 +3,15 @@
 The server (in a child process; with ``--tls`` behind a TLS-terminating relay) sends the chunked
 terminator ``D`` ms after ``data: [DONE]``. For each D and each client: connections the server
 accepted, median and p99 per request, and the ratio to the bare SDK's median at D = 0 measured
-in the same run. No assertions: targets are read off the table.
+in the runs just before and after (see :func:`measure`). No assertions: targets are read off
+the table.
 
     python -m benchmarks.bench_modes [--requests 100] [--rounds 3] [--tls] [--json out.json]
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any
@@ -22,6 +24,8 @@ from ._servers import CertificateAuthority, ServerProcess
 
 DELAYS = (0.0, 0.005, 0.05)
 KINDS = ("bare", "inline", "background")
+#: Seconds between two runs on one server: longer than the largest D.
+_SETTLE = 0.1
 
 
 def chat(client: Any) -> None:
@@ -40,29 +44,46 @@ def run(
     tls: CertificateAuthority | None = None,
     rtt: float = 0.0,
 ) -> dict[str, Any]:
-    """One client kind against one server: ``requests`` sequential streams."""
+    """One client kind against a server of its own: ``requests`` sequential streams."""
+    with _server(delay, tls, rtt) as server:
+        return _block(kind, delay, requests, server, tls)
+
+
+def _server(delay: float, tls: CertificateAuthority | None, rtt: float = 0.0) -> ServerProcess:
+    return ServerProcess(openai_chat(events=5, terminator_delay=delay), tls=tls, delay=rtt / 2)
+
+
+def _block(
+    kind: str,
+    delay: float,
+    requests: int,
+    server: ServerProcess,
+    tls: CertificateAuthority | None,
+    rtt: float = 0.0,
+) -> dict[str, Any]:
+    """A fresh client (an empty pool) of ``kind`` sends ``requests`` streams to ``server``."""
     import openai
 
-    scenario = openai_chat(events=5, terminator_delay=delay)
-    with ServerProcess(scenario, tls=tls, delay=rtt / 2) as server:
-        verify = tls.client_context() if tls is not None else True
-        client = sdk_client(openai, server.url, kind, verify=verify)
-        times = []
-        with client:
-            for _ in range(requests):
-                started = time.perf_counter()
-                chat(client)
-                times.append(time.perf_counter() - started)
-        # After the client closed: every drain has ended.
-        stats = None if kind == "bare" else client._client._transport.stats.snapshot()
-        facts = server.facts()
+    verify = tls.client_context() if tls is not None else True
+    before = server.facts().connections
+    client = sdk_client(openai, server.url, kind, verify=verify)
+    times = []
+    with client:
+        for _ in range(requests):
+            started = time.perf_counter()
+            chat(client)
+            times.append(time.perf_counter() - started)
+    # After the client closed: every drain has ended. The pause lets the server send what it
+    # still holds for a client that left (a bare client's terminators) before the next run.
+    time.sleep(_SETTLE)
+    stats = None if kind == "bare" else client._client._transport.stats.snapshot()
     row: dict[str, Any] = {
         "client": kind,
         "tls": tls is not None,
         "delay_ms": delay * 1000,
         "rtt_ms": rtt * 1000,
         "requests": requests,
-        "connections": facts.connections,
+        "connections": server.facts().connections - before,
         "median_ms": ms(median(times)),
         "p99_ms": ms(p99(times)),
     }
@@ -88,21 +109,38 @@ def warm_up() -> None:
 def measure(
     requests: int, *, tls: CertificateAuthority | None, rounds: int = 1
 ) -> list[dict[str, Any]]:
-    """Every client kind at every D, ``rounds`` times, the order rotating each round.
+    """Every client kind at every D, ``rounds`` times, each run between two bare D = 0 runs.
 
-    On a shared machine the time per request drifts by tens of percent over seconds, more
-    than the differences measured: each figure is the median over rounds, and each ratio the
-    median of the ratios taken within one round, which cancels most of the drift.
+    The machine's speed drifts by tens of percent within seconds, more than the differences
+    measured. So one server process per D serves every round, each run gets a fresh client
+    (an empty pool, as a new process would have), and each run is bracketed by two runs of
+    the bare SDK at D = 0: its ratio is its median over the mean of theirs, a second or so
+    apart. A figure is the median over rounds of its runs' medians (or ratios).
     """
     warm_up()
+    base = ("bare", 0.0)
     configs = [(kind, delay) for delay in DELAYS for kind in KINDS]
+    others = [c for c in configs if c != base]
     samples: dict[tuple[str, float], list[dict[str, Any]]] = {c: [] for c in configs}
-    order = list(configs)
-    for _ in range(rounds):
-        for kind, delay in order:
-            samples[kind, delay].append(run(kind, delay, requests, tls=tls))
-        order.append(order.pop(0))  # no client always runs first, or right after another
-    base = samples["bare", 0.0]
+    ratios: dict[tuple[str, float], list[float]] = {c: [] for c in configs}
+    with contextlib.ExitStack() as stack:
+        servers = {d: stack.enter_context(_server(d, tls)) for d in DELAYS}
+
+        def sample(config: tuple[str, float]) -> dict[str, Any]:
+            row = _block(*config, requests, servers[config[1]], tls)
+            samples[config].append(row)
+            return row
+
+        order = list(others)
+        for _ in range(rounds):
+            previous = sample(base)
+            for config in order:
+                row = sample(config)
+                following = sample(base)
+                bracket = (previous["median_ms"] + following["median_ms"]) / 2
+                ratios[config].append(row["median_ms"] / bracket)
+                previous = following
+            order.append(order.pop(0))  # no client always runs first, or right after another
     rows = []
     for config in configs:
         runs = samples[config]
@@ -112,8 +150,7 @@ def measure(
         row["rounds"] = rounds
         row["connections_max"] = max(r["connections"] for r in runs)
         row["rounds_within_bound"] = sum(r["connections"] <= r["connection_bound"] for r in runs)
-        ratios = [r["median_ms"] / b["median_ms"] for r, b in zip(runs, base, strict=True)]
-        row["ratio_to_bare_d0"] = round(median(ratios), 3)
+        row["ratio_to_bare_d0"] = round(median(ratios[config]), 3) if config != base else 1.0
         rows.append(row)
     return rows
 
