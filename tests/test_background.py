@@ -440,3 +440,89 @@ def test_a_content_length_remainder_already_here_is_drained_in_close(flavour: Fl
             assert (stats.connections_kept, stats.drains_buffered) == (3, 3)
             assert drain_threads() == []
         assert server.facts.connection_count == 1
+
+
+def _not_due(transport: Any) -> None:
+    # No drain is ever due (a window of 0, and nothing learned widens it past 0): a request
+    # that finds no free connection opens one, without a handover wait.
+    handover = transport._runner._handover
+    handover.window = handover.max_window = 0.0
+
+
+def test_a_connection_opened_while_a_drain_waits_teaches_its_cost(flavour: Flavour) -> None:
+    gates, scenarios = _held_each(2)
+    seen: list[str] = []
+    with RawServer(scenarios) as server:
+        transport = flavour.DrainTransport(deadline=30)
+        _not_due(transport)
+        with flavour.lib.Client(transport=transport) as client:
+            stop_at_done(client, server.url)  # its drain holds connection 1
+            trace = {"trace": lambda name, info: seen.append(name)}
+            with client.stream("GET", server.url, extensions=trace) as response:
+                for chunk in response.iter_raw():
+                    if DONE in chunk:
+                        break
+            for gate in gates:
+                gate.set()
+        assert server.facts.connection_count == 2
+    cost = transport._runner._handover._connects.get(server.url)
+    assert cost is not None and 0 < cost < 30
+    # The caller's own trace still saw every event, the connect and the body's included.
+    assert "connection.connect_tcp.complete" in seen
+    assert "http11.receive_response_body.started" in seen
+    assert transport.stats.handover_waits == 0
+
+
+def test_a_reused_connection_teaches_nothing(flavour: Flavour) -> None:
+    gates, scenarios = _held_each(3)
+    with RawServer(scenarios) as server:
+        transport = flavour.DrainTransport(deadline=30)
+        with flavour.lib.Client(transport=transport) as client:
+            with client.stream("GET", server.url) as whole:  # holds connection 1
+                stop_at_done(client, server.url)  # connection 2, its drain pending
+                gates[0].set()
+                whole.read()
+            stop_at_done(client, server.url)  # a drain is pending, but connection 1 is free
+            gates[1].set()
+            gates[2].set()
+        assert server.facts.connection_count == 2
+    assert transport._runner._handover._connects.get(server.url) is None
+
+
+@pytest.mark.anyio
+async def test_async_connection_costs_are_learned(flavour: Flavour) -> None:
+    gates, scenarios = _held_each(2)
+    seen: list[str] = []
+
+    async def trace(name: str, info: Any) -> None:
+        seen.append(name)
+
+    with RawServer(scenarios) as server:
+        transport = flavour.AsyncDrainTransport(deadline=30)
+        _not_due(transport)
+        async with flavour.lib.AsyncClient(transport=transport) as client:
+            await astop_at_done(client, server.url)
+            async with client.stream("GET", server.url, extensions={"trace": trace}) as r:
+                async for chunk in r.aiter_raw():
+                    if DONE in chunk:
+                        break
+            for gate in gates:
+                gate.set()
+        assert server.facts.connection_count == 2
+    cost = transport._runner._handover._connects.get(server.url)
+    assert cost is not None and 0 < cost < 30
+    assert "connection.connect_tcp.complete" in seen
+
+
+def test_pool_inspection_remembers_few_origins(
+    flavour: Flavour, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from httpx_drain import _pool
+
+    monkeypatch.setattr(_pool, "_MAX_ORIGINS", 2)
+    monkeypatch.setattr(_pool, "_origins", {})
+    with flavour.lib.HTTPTransport() as transport:
+        for port in range(1, 6):
+            url = flavour.lib.URL(f"http://127.0.0.1:{port}/")
+            assert _pool.has_available_connection(transport, url) is False
+            assert len(_pool._origins) <= 2

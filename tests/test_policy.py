@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from httpx_drain import _h11
+from httpx_drain._pool import ConnectTimer
 from httpx_drain._policy import (
     DEFAULT_DEADLINE,
     DEFAULT_MAX_BYTES,
@@ -215,3 +216,40 @@ def test_reader_copies_work_without_an_instance_dict() -> None:
     clone = _h11._copy(original)
     clone.n = 2
     assert (type(clone), original.n) == (Slotted, 1)
+
+
+def test_the_handover_window_is_a_new_connections_cost() -> None:
+    handover = Handover(window=0.002, max_window=0.1)
+    assert handover.window_for("o") == 0.002  # nothing learned: the floor
+    handover.observe_connect("o", 0.0001)
+    assert handover.window_for("o") == 0.002  # cheaper than the floor (loopback TCP)
+    handover.observe_connect("p", 0.03)
+    assert handover.window_for("p") == 0.03  # a TLS handshake over a real network
+    handover.observe_connect("q", 5.0)
+    assert handover.window_for("q") == 0.1  # capped
+    handover.observe("p", 0.05)  # drains of p wait 50 ms for their end
+    assert handover.wait("p", 0.015) == 0.0  # due in 35 ms: more than a connection costs
+    assert handover.wait("p", 0.025) == 0.03  # due in 25 ms: waiting is cheaper
+
+
+def _timed(*names: str) -> list[float]:
+    observed: list[float] = []
+    clock = iter(range(100))
+    timer = ConnectTimer(observed.append, clock=lambda: float(next(clock)))
+    for name in names:
+        timer.event(name)
+    return observed
+
+
+def test_the_connect_timer_reads_httpcores_trace_events() -> None:
+    tcp = ("connection.connect_tcp.started", "connection.connect_tcp.complete")
+    tls = ("connection.start_tls.started", "connection.start_tls.complete")
+    request = ("http11.send_request_headers.started", "http11.send_request_headers.complete")
+    assert _timed(*tcp, *request) == [1.0]
+    assert _timed(*tcp, *tls, *request) == [2.0]  # TCP and TLS, to the first request event
+    assert _timed(*request) == []  # a reused connection
+    assert _timed(tcp[0], "connection.connect_tcp.failed", *request) == []
+    assert _timed(*tcp, tls[0], "connection.start_tls.failed", *request) == []
+    assert _timed(*tcp) == []  # never ready: nothing to report
+    unix = ("connection.connect_unix_socket.started", "connection.connect_unix_socket.complete")
+    assert _timed(*unix, *request) == [1.0]

@@ -12,6 +12,7 @@ reusable. When nothing has arrived, the caller returns at once (after a learned 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 import threading
 import time
@@ -47,8 +48,12 @@ _ASYNC_HANDOFF_TURNS = 4
 class SyncRunner:
     """Runs the drains of one sync transport."""
 
-    def before_request(self, url: Any, transport: Any) -> None:
-        """Called before each request: may wait for a connection that is about to be free."""
+    def before_request(self, url: Any, transport: Any) -> Callable[[float], None] | None:
+        """Called before each request: may wait for a connection that is about to be free.
+
+        Returns where to report the cost of the connection the request then opens, if any.
+        """
+        return None
 
     def submit(self, stream: SyncDrainStream) -> None:
         """Drain ``stream``; it closes its inner stream when done."""
@@ -61,8 +66,12 @@ class SyncRunner:
 class AsyncRunner:
     """Runs the drains of one async transport."""
 
-    async def before_request(self, url: Any, transport: Any) -> None:
-        """Called before each request: may wait for a connection that is about to be free."""
+    async def before_request(self, url: Any, transport: Any) -> Callable[[float], None] | None:
+        """Called before each request: may wait for a connection that is about to be free.
+
+        Returns where to report the cost of the connection the request then opens, if any.
+        """
+        return None
 
     async def submit(self, stream: AsyncDrainStream) -> None:
         """Drain ``stream``; it closes its inner stream when done."""
@@ -128,12 +137,8 @@ class _Waiting:
                 if not drains:
                     del self._by_origin[origin]
 
-    def due(self, url: Any, transport: Any, handover: Handover) -> tuple[Any, float] | None:
-        """A drain a request to ``url`` should wait for, and for how long; None: go ahead.
-
-        The drain of the origin that has waited longest is the one due first; waiting only
-        pays if it is due within the handover window and the pool has no free connection.
-        """
+    def oldest(self, url: Any) -> tuple[str, Any, float] | None:
+        """The drain of ``url``'s origin that has waited longest: (origin, done, since)."""
         if not self._by_origin:  # the common case: nothing draining
             return None
         origin = origin_of(url)
@@ -142,11 +147,23 @@ class _Waiting:
             if not drains:
                 return None
             done = min(drains, key=drains.__getitem__)
-            since = drains[done]
-        wait = handover.wait(origin, time.monotonic() - since)
-        if not wait or has_available_connection(transport, url) is not False:
-            return None
-        return done, wait
+            return origin, done, drains[done]
+
+
+def _handover(
+    waiting: _Waiting, url: Any, transport: Any, handover: Handover
+) -> tuple[str, Any, float] | None:
+    """What a request to ``url`` should do about the drains of its origin.
+
+    None: go ahead (nothing draining, or the pool has a free connection). Otherwise the
+    request would open a connection: (origin, the drain to wait for, seconds to wait; 0.0:
+    none is due within the window).
+    """
+    oldest = waiting.oldest(url)
+    if oldest is None or has_available_connection(transport, url) is not False:
+        return None
+    origin, done, since = oldest
+    return origin, done, handover.wait(origin, time.monotonic() - since)
 
 
 class SyncBackgroundRunner(SyncRunner):
@@ -168,12 +185,18 @@ class SyncBackgroundRunner(SyncRunner):
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
 
-    def before_request(self, url: Any, transport: Any) -> None:
-        due = self._waiting.due(url, transport, self._handover)
-        if due is not None:
+    def before_request(self, url: Any, transport: Any) -> Callable[[float], None] | None:
+        found = _handover(self._waiting, url, transport, self._handover)
+        if found is None:
+            return None
+        origin, done, wait = found
+        if wait:
             # Blocking here also hands the GIL to a drain whose bytes have arrived.
             self._stats.add("handover_waits")
-            due[0].wait(due[1])
+            if done.wait(wait):
+                return None
+        # A new connection, then: learn what one costs this origin.
+        return functools.partial(self._handover.observe_connect, origin)
 
     def submit(self, stream: SyncDrainStream) -> None:
         tail = stream.tail()
@@ -289,12 +312,18 @@ class AsyncBackgroundRunner(AsyncRunner):
         self._pending: set[anyio.Event] = set()
         self._tasks: set[Any] = set()
 
-    async def before_request(self, url: Any, transport: Any) -> None:
-        due = self._waiting.due(url, transport, self._handover)
-        if due is not None:
+    async def before_request(self, url: Any, transport: Any) -> Callable[[float], None] | None:
+        found = _handover(self._waiting, url, transport, self._handover)
+        if found is None:
+            return None
+        origin, done, wait = found
+        if wait:
             self._stats.add("handover_waits")
-            with anyio.move_on_after(due[1]):
-                await due[0].wait()
+            with anyio.move_on_after(wait):
+                await done.wait()
+            if done.is_set():
+                return None
+        return functools.partial(self._handover.observe_connect, origin)
 
     async def submit(self, stream: AsyncDrainStream) -> None:
         spawn = _spawner()

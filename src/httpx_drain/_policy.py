@@ -317,18 +317,32 @@ class Handover:
 
     With background drains, a connection stays busy for the terminator's delay after its
     response was closed; a request sent meanwhile opens a new connection. When a drain of the
-    same origin is due to end within ``window`` (or is overdue: its bytes have arrived and its
+    same origin is due to end within the window (or is overdue: its bytes have arrived and its
     worker is waiting for the GIL or the event loop), waiting for it costs less than a new
     connection would, and keeps the client on as few connections as the delay needs. Per
     origin we keep a moving average of how long drains waited for the end of the body; a
     drain that never reached it makes the origin unpredictable until one does again.
+
+    The window is what a new connection to the origin costs (a moving average of the
+    connections the transport saw opened while drains were pending), at least ``window`` and
+    at most ``max_window``: waiting no longer than the alternative costs means a wrong guess
+    (the end does not come) costs a request at most twice what it would have without us.
     """
 
     MAX_ORIGINS = _Averages.MAX_ORIGINS
 
-    def __init__(self, window: float = 0.002) -> None:
+    def __init__(self, window: float = 0.002, max_window: float = 0.1) -> None:
         self.window = window
+        self.max_window = max_window
         self._averages = _Averages()
+        self._connects = _Averages()
+
+    def window_for(self, origin: str) -> float:
+        """Seconds a request to ``origin`` may wait for a drain: a new connection's cost."""
+        cost = self._connects.get(origin)
+        if cost is None:
+            return self.window
+        return max(self.window, min(cost, self.max_window))
 
     def wait(self, origin: str, waiting_for: float) -> float:
         """Seconds a new request may wait for a drain that has waited ``waiting_for`` seconds.
@@ -336,9 +350,14 @@ class Handover:
         ``0.0``: do not wait (nothing learned yet, or the drain is not due within the window).
         """
         average = self._averages.get(origin)
-        if average is None or average - waiting_for > self.window:
+        if average is None:
             return 0.0
-        return self.window
+        window = self.window_for(origin)
+        return 0.0 if average - waiting_for > window else window
+
+    def observe_connect(self, origin: str, seconds: float) -> None:
+        """Record how long opening a connection to ``origin`` took (TCP and TLS)."""
+        self._connects.observe(origin, seconds)
 
     def observe(self, origin: str, waited: float | None) -> None:
         """Record how long a drain waited for the end (``None``: it never came)."""

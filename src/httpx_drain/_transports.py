@@ -30,6 +30,7 @@ from ._policy import (
     Linger,
     select_headers,
 )
+from ._pool import timing_connects
 from ._sse import DEFAULT_TERMINAL, TerminalPredicate
 from ._stats import DrainStats
 from ._streams import AsyncDrainStream, DrainContext, SyncDrainStream
@@ -195,8 +196,13 @@ class SyncDrainTransportImpl(_TransportBase, Generic[RequestT, ResponseT]):
 
     def handle_request(self, request: RequestT) -> ResponseT:
         """Send the request through the wrapped transport and wrap the response stream."""
-        self._runner.before_request(request.url, self.transport)
-        response: ResponseT = self.transport.handle_request(request)
+        observe = self._runner.before_request(request.url, self.transport)
+        response: ResponseT
+        if observe is None:
+            response = self.transport.handle_request(request)
+        else:
+            with timing_connects(request, observe, is_async=False):
+                response = self.transport.handle_request(request)
         return self._wrap(request, response)
 
     def close(self) -> None:
@@ -215,8 +221,13 @@ class AsyncDrainTransportImpl(_TransportBase, Generic[RequestT, ResponseT]):
 
     async def handle_async_request(self, request: RequestT) -> ResponseT:
         """Send the request through the wrapped transport and wrap the response stream."""
-        await self._runner.before_request(request.url, self.transport)
-        response: ResponseT = await self.transport.handle_async_request(request)
+        observe = await self._runner.before_request(request.url, self.transport)
+        response: ResponseT
+        if observe is None:
+            response = await self.transport.handle_async_request(request)
+        else:
+            with timing_connects(request, observe, is_async=True):
+                response = await self.transport.handle_async_request(request)
         return self._wrap(request, response)
 
     async def aclose(self) -> None:
