@@ -466,7 +466,8 @@ def test_a_connection_opened_while_a_drain_waits_teaches_its_cost(flavour: Flavo
                 gate.set()
         assert server.facts.connection_count == 2
     cost = transport._runner._handover._connects.get(server.url)
-    assert cost is not None and 0 < cost < 30
+    assert cost is not None
+    assert 0 < cost < 30
     # The caller's own trace still saw every event, the connect and the body's included.
     assert "connection.connect_tcp.complete" in seen
     assert "http11.receive_response_body.started" in seen
@@ -510,7 +511,8 @@ async def test_async_connection_costs_are_learned(flavour: Flavour) -> None:
                 gate.set()
         assert server.facts.connection_count == 2
     cost = transport._runner._handover._connects.get(server.url)
-    assert cost is not None and 0 < cost < 30
+    assert cost is not None
+    assert 0 < cost < 30
     assert "connection.connect_tcp.complete" in seen
 
 
@@ -526,3 +528,23 @@ def test_pool_inspection_remembers_few_origins(
             url = flavour.lib.URL(f"http://127.0.0.1:{port}/")
             assert _pool.has_available_connection(transport, url) is False
             assert len(_pool._origins) <= 2
+
+
+def test_connect_timing_leaves_the_callers_extensions_alone(flavour: Flavour) -> None:
+    gates, scenarios = _held_each(2)
+    shared: dict[str, Any] = {"timeout": {"connect": 10, "read": 10, "write": 10, "pool": 10}}
+    with RawServer(scenarios) as server:
+        transport = flavour.DrainTransport(deadline=30)
+        _not_due(transport)
+        with flavour.lib.Client(transport=transport) as client:
+            stop_at_done(client, server.url)
+            request = client.build_request("GET", server.url, extensions=shared)
+            own = request.extensions
+            response = client.send(request, stream=True)
+            response.close()
+            for gate in gates:
+                gate.set()
+        assert server.facts.connection_count == 2
+    assert transport._runner._handover._connects.get(server.url) is not None
+    assert request.extensions is own
+    assert set(own) == set(shared) == {"timeout"}

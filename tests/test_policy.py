@@ -9,7 +9,6 @@ import httpx
 import pytest
 
 from httpx_drain import _h11
-from httpx_drain._pool import ConnectTimer
 from httpx_drain._policy import (
     DEFAULT_DEADLINE,
     DEFAULT_MAX_BYTES,
@@ -22,6 +21,7 @@ from httpx_drain._policy import (
     Skip,
     plan,
 )
+from httpx_drain._pool import ConnectTimer
 
 
 def facts(

@@ -91,9 +91,10 @@ def timing_connects(
 ) -> Iterator[None]:
     """Time any connection opened while sending ``request``, through its trace extension.
 
-    A trace the caller set is still called, first, with every event. The extension is put
-    back when the block ends (the response's headers have arrived: the connection is open),
-    so nothing of ours stays on the caller's request.
+    A trace the caller set is still called, first, with every event. The request gets a copy
+    of its extensions for the call, and its own dict back when the block ends (the response's
+    headers have arrived: the connection is open): a dict the caller shares between requests
+    is never changed.
     """
     extensions = request.extensions
     previous = extensions.get("trace")
@@ -113,11 +114,8 @@ def timing_connects(
                 previous(name, info)
             timer.event(name)
 
-    extensions["trace"] = trace
+    request.extensions = {**extensions, "trace": trace}
     try:
         yield
     finally:
-        if previous is None:
-            extensions.pop("trace", None)
-        else:
-            extensions["trace"] = previous
+        request.extensions = extensions
