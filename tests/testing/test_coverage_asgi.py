@@ -17,10 +17,12 @@ from httpx_drain.testing import (
     Chunk,
     Gate,
     HypercornServer,
+    ReplayServerError,
     Scenario,
     ScenarioApp,
     ServerFacts,
     Signal,
+    UnsupportedStep,
     WaitFor,
     _hypercorn,
 )
@@ -105,27 +107,44 @@ def test_any_app_hearing_the_client_leave_mid_response_is_early(loop: Loop) -> N
 
 
 @pytest.mark.parametrize("loop", LOOPS)
-@pytest.mark.parametrize("source", ["scenario", "app"])
-def test_response_end_refused_by_the_server_is_not_completed(
-    wire: Connect, loop: Loop, source: str
-) -> None:
+def test_response_end_refused_by_the_server_is_not_completed(wire: Connect, loop: Loop) -> None:
     # The last message is counted as completing the response before it is sent; when
-    # hypercorn refuses it, the count is taken back.
-    server = (
-        HypercornServer(Scenario(status=103), backend=loop)
-        if source == "scenario"
-        else HypercornServer(app=early_hints_only, backend=loop)
-    )
-    with server as srv:
+    # hypercorn refuses it, the count is taken back. The app sees the refusal raised: the
+    # client did not leave, and the replay server made no error.
+    with HypercornServer(app=early_hints_only, backend=loop) as srv:
         client = wire(srv.port)
         client.request()
         assert client.read_to_eof().startswith(b"HTTP/1.1 103 ")
         assert srv.facts.wait_for_closed(1, TIMEOUT)
         assert srv.facts.request_count == 1
         assert srv.facts.responses_completed == 0
-        # The app surfaces its failed send to hypercorn, ScenarioApp swallows it as the
-        # client being gone: neither is an error of the replay server.
+        assert srv.facts.early_disconnects == 0
         assert srv.facts.errors == []
+
+
+def test_a_1xx_final_status_needs_the_raw_server() -> None:
+    with pytest.raises(UnsupportedStep, match="1xx is informational"):
+        HypercornServer(Scenario(status=103))
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_message_the_server_refuses_is_the_scenarios_error(wire: Connect, loop: Loop) -> None:
+    # A header value h11 will not write: hypercorn refuses the response's start. That is an
+    # error of the scenario (in facts.errors), not a client that left early.
+    scenario = Scenario(steps=[Chunk(b"x")], headers=(("x-bad", "a\nb"),))
+    server = HypercornServer(scenario, backend=loop)
+
+    def serve_one() -> None:
+        with server as srv:
+            client = wire(srv.port)
+            client.request()
+            client.read_to_eof()
+            assert srv.facts.wait_for_closed(1, TIMEOUT)
+
+    with pytest.raises(ReplayServerError, match="Illegal header value"):
+        serve_one()  # leaving the block raises what went wrong while serving
+    assert server.facts.early_disconnects == 0
+    assert [type(e).__name__ for e in server.facts.errors] == ["LocalProtocolError"]
 
 
 @pytest.mark.parametrize("loop", LOOPS)

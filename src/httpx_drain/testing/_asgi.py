@@ -54,6 +54,11 @@ def check_asgi(scenario: Scenario) -> None:
     """Raise :class:`UnsupportedStep` if an ASGI server cannot replay ``scenario``."""
     if scenario.framing == "eof":
         raise UnsupportedStep("ASGI servers pick the framing; 'eof' framing needs RawServer")
+    if scenario.status < 200:
+        raise UnsupportedStep(
+            f"hypercorn cannot end a response with status {scenario.status} (1xx is "
+            "informational, not final); use RawServer"
+        )
     declared = scenario.header("content-length")
     if declared is not None and declared != str(scenario.body_length()):
         raise UnsupportedStep(
@@ -280,7 +285,7 @@ class _Replay:
                     )
                     await self._steps()
                 except _SendFailed:
-                    self._tracker.client_left(self._conn)
+                    pass  # recorded as an error; the response ends here
                 tasks.cancel_scope.cancel()
 
     def _headers(self) -> list[tuple[bytes, bytes]]:
@@ -334,7 +339,10 @@ class _Replay:
         try:
             await self._send(message)
         except Exception as exc:
-            # Not a bug of ours: the server refuses to send, the client is gone.
+            # hypercorn drops, silently, what an app sends to a client that has gone (the
+            # disconnect reaches _watch): an exception is the server refusing this message,
+            # which the checks above should have caught. The scenario's fault, not the client's.
+            self._tracker.facts.error(exc)
             raise _SendFailed from exc
 
     async def _body(self, data: bytes, *, more: bool = True) -> None:
@@ -363,7 +371,7 @@ class _Replay:
 
 
 class _SendFailed(Exception):
-    """The server could not send an ASGI message: the client is gone."""
+    """The server refused to send an ASGI message (recorded in the facts' errors)."""
 
 
 class RecordingMiddleware:
@@ -395,8 +403,8 @@ class RecordingMiddleware:
                 try:
                     await send(message)
                 except Exception:
-                    if response.phase is not Phase.DONE:
-                        tracker.client_left(conn)
+                    # The server refused the message (it drops, silently, what goes to a client
+                    # that has gone): the app's fault, which it sees raised; not an early close.
                     if last:
                         tracker.response_sent(conn, response, failed=True)
                     raise
