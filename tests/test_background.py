@@ -482,7 +482,8 @@ def test_a_reused_connection_teaches_nothing(flavour: Flavour) -> None:
             with client.stream("GET", server.url) as whole:  # holds connection 1
                 stop_at_done(client, server.url)  # connection 2, its drain pending
                 gates[0].set()
-                whole.read()
+                whole.read()  # to [DONE]: the stream ends there, its terminator is drained
+            assert wait_for(lambda: transport.stats.connections_kept == 1)
             stop_at_done(client, server.url)  # a drain is pending, but connection 1 is free
             gates[1].set()
             gates[2].set()
