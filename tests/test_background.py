@@ -7,6 +7,7 @@ import contextlib
 import gc
 import ssl
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -549,3 +550,28 @@ def test_connect_timing_leaves_the_callers_extensions_alone(flavour: Flavour) ->
     assert transport._runner._handover._connects.get(server.url) is not None
     assert request.extensions is own
     assert set(own) == set(shared) == {"timeout"}
+
+
+def test_one_request_waits_for_each_due_drain(flavour: Flavour) -> None:
+    # A burst of requests that find no free connection: the first waits for the due drain,
+    # the next ones open connections rather than all wait for the one connection it frees.
+    from httpx_drain._background import _handover, _Waiting
+    from httpx_drain._policy import Handover
+
+    url = flavour.lib.URL("http://127.0.0.1:1/")
+    origin = "http://127.0.0.1:1"
+    handover = Handover()
+    handover.observe(origin, 0.05)  # this origin's drains wait 50 ms for their end
+    waiting = _Waiting()
+    due, later = threading.Event(), threading.Event()
+    waiting.add(origin, due, time.monotonic() - 0.049)  # due within the window
+    with flavour.lib.HTTPTransport() as transport:  # an empty pool: no free connection
+        first = _handover(waiting, url, transport, handover)
+        assert first == (origin, due, handover.window)
+        assert _handover(waiting, url, transport, handover) == (origin, None, 0.0)
+        # Not due (its wait "began" a minute ahead, so that no stall of this test makes it due).
+        waiting.add(origin, later, time.monotonic() + 60)
+        assert _handover(waiting, url, transport, handover) == (origin, later, 0.0)
+        waiting.unclaim(due)  # the first request stopped waiting
+        assert _handover(waiting, url, transport, handover) == (origin, due, handover.window)
+        assert not waiting.claim(due)  # ... and the one after it claimed it again

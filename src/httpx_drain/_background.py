@@ -119,11 +119,14 @@ class _Slots:
 
 
 class _Waiting:
-    """Background drains waiting for the network, per origin: when each began to wait."""
+    """Background drains waiting for the network, per origin: when each began to wait, and
+    which of them a request is waiting for (one request per drain: a drain frees one
+    connection, and a burst of requests all waiting for it would all but one wait in vain)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_origin: dict[str, dict[Any, float]] = {}
+        self._claimed: set[Any] = set()
 
     def add(self, origin: str, done: Any, since: float) -> None:
         with self._lock:
@@ -138,7 +141,8 @@ class _Waiting:
                     del self._by_origin[origin]
 
     def oldest(self, url: Any) -> tuple[str, Any, float] | None:
-        """The drain of ``url``'s origin that has waited longest: (origin, done, since)."""
+        """For ``url``'s origin: (origin, the drain no request waits for yet that has waited
+        longest, or None, when it began to wait); None when none of the origin's is pending."""
         if not self._by_origin:  # the common case: nothing draining
             return None
         origin = origin_of(url)
@@ -146,8 +150,23 @@ class _Waiting:
             drains = self._by_origin.get(origin)
             if not drains:
                 return None
-            done = min(drains, key=drains.__getitem__)
+            free = [d for d in drains if d not in self._claimed]
+            if not free:
+                return origin, None, 0.0
+            done = min(free, key=drains.__getitem__)
             return origin, done, drains[done]
+
+    def claim(self, done: Any) -> bool:
+        """Mark ``done`` as waited for; False if a request waits for it already."""
+        with self._lock:
+            if done in self._claimed:
+                return False
+            self._claimed.add(done)
+            return True
+
+    def unclaim(self, done: Any) -> None:
+        with self._lock:
+            self._claimed.discard(done)
 
 
 def _handover(
@@ -156,14 +175,20 @@ def _handover(
     """What a request to ``url`` should do about the drains of its origin.
 
     None: go ahead (nothing draining, or the pool has a free connection). Otherwise the
-    request would open a connection: (origin, the drain to wait for, seconds to wait; 0.0:
-    none is due within the window).
+    request would open a connection: (origin, the drain to wait for, seconds to wait). With a
+    wait, the drain is claimed for this request, which must :meth:`_Waiting.unclaim` it; 0.0:
+    none is due within the window, or each due one has a request waiting for it already.
     """
     oldest = waiting.oldest(url)
     if oldest is None or has_available_connection(transport, url) is not False:
         return None
     origin, done, since = oldest
-    return origin, done, handover.wait(origin, time.monotonic() - since)
+    if done is None:
+        return origin, None, 0.0
+    wait = handover.wait(origin, time.monotonic() - since)
+    if wait and not waiting.claim(done):
+        wait = 0.0  # another request claimed it a moment ago
+    return origin, done, wait
 
 
 class SyncBackgroundRunner(SyncRunner):
@@ -193,8 +218,11 @@ class SyncBackgroundRunner(SyncRunner):
         if wait:
             # Blocking here also hands the GIL to a drain whose bytes have arrived.
             self._stats.add("handover_waits")
-            if done.wait(wait):
-                return None
+            try:
+                if done.wait(wait):
+                    return None
+            finally:
+                self._waiting.unclaim(done)
         # A new connection, then: learn what one costs this origin.
         return functools.partial(self._handover.observe_connect, origin)
 
@@ -319,8 +347,11 @@ class AsyncBackgroundRunner(AsyncRunner):
         origin, done, wait = found
         if wait:
             self._stats.add("handover_waits")
-            with anyio.move_on_after(wait):
-                await done.wait()
+            try:
+                with anyio.move_on_after(wait):
+                    await done.wait()
+            finally:
+                self._waiting.unclaim(done)
             if done.is_set():
                 return None
         return functools.partial(self._handover.observe_connect, origin)
