@@ -76,7 +76,7 @@ def _decision_headers(headers: Any) -> Any:
     """What the stream keeps of the response headers: the few its decisions read.
 
     Picked in one pass over the raw list: every case-insensitive ``Headers.get`` walks the
-    whole list, and a response is asked four questions.
+    whole list, and a response closed early is asked about four headers, five times.
     """
     raw = getattr(headers, "raw", None)
     return headers if raw is None else select_headers(raw)
