@@ -575,3 +575,25 @@ def test_one_request_waits_for_each_due_drain(flavour: Flavour) -> None:
         waiting.unclaim(due)  # the first request stopped waiting
         assert _handover(waiting, url, transport, handover) == (origin, due, handover.window)
         assert not waiting.claim(due)  # ... and the one after it claimed it again
+
+
+def test_a_drain_claimed_between_look_and_claim_is_not_waited_for(flavour: Flavour) -> None:
+    from httpx_drain._background import _handover, _Waiting
+    from httpx_drain._policy import Handover
+
+    class Racy(_Waiting):
+        def oldest(self, url: Any) -> tuple[str, Any, float] | None:
+            found = super().oldest(url)
+            if found is not None and found[1] is not None:
+                self.claim(found[1])  # another thread's request, a moment faster
+            return found
+
+    origin = "http://127.0.0.1:1"
+    handover = Handover()
+    handover.observe(origin, 0.0)  # due at once
+    waiting = Racy()
+    due = threading.Event()
+    waiting.add(origin, due, time.monotonic())
+    with flavour.lib.HTTPTransport() as transport:
+        url = flavour.lib.URL(f"{origin}/")
+        assert _handover(waiting, url, transport, handover) == (origin, due, 0.0)
