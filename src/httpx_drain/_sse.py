@@ -488,6 +488,15 @@ class SSEScanner:
 
     def feed_untaken(self, chunk: bytes) -> ScanResult:
         """:meth:`feed` without trying :meth:`take` first, for a caller that just did."""
+        if not self._bom and chunk and chunk[0] != _BOM[0]:
+            # The stream's first bytes, and no BOM: settled here, the first event can take the
+            # fast paths too (it is one per response, and the line-by-line path is slow).
+            self._bom = 3
+            self._fast_ok = self._clean = self._can_walk
+            if self.take(chunk):
+                n = len(chunk)
+                res = _RESULTS.get(n)
+                return _result(n) if res is None else res
         if self._clean:
             # The previous chunk ended at a block boundary and this one is one whole event of a
             # few lines (what Anthropic's and OpenAI's Responses streams send): split them.
