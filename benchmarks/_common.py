@@ -6,10 +6,20 @@ import argparse
 import json
 import math
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["median", "ms", "p99", "parser", "percentile", "sdk_client", "write_json"]
+__all__ = [
+    "median",
+    "ms",
+    "p99",
+    "parser",
+    "percentile",
+    "sdk_client",
+    "time_calls",
+    "write_json",
+]
 
 
 def parser(doc: str | None) -> argparse.ArgumentParser:
@@ -64,3 +74,13 @@ def sdk_client(sdk: Any, url: str, kind: str, *, verify: Any = True, **transport
             base_url=url + "/v1", api_key="sk-bench", max_retries=0, http_client=http_client
         )
     return sdk.Anthropic(base_url=url, api_key="sk-bench", max_retries=0, http_client=http_client)
+
+
+def time_calls(call: Callable[[Any], object], client: Any, n: int) -> list[float]:
+    """Seconds each of ``n`` sequential ``call(client)`` took."""
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        call(client)
+        times.append(time.perf_counter() - started)
+    return times

@@ -9,13 +9,12 @@ ends at ``message_stop`` and the tail is drained in the background (default sett
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from httpx_drain.testing import anthropic_messages
 
 from . import _common
-from ._common import median, ms, p99, sdk_client
+from ._common import median, ms, p99, sdk_client, time_calls
 from ._servers import ServerProcess
 
 DELAY = 1.0
@@ -37,12 +36,8 @@ def run(kind: str, delay: float, requests: int) -> dict[str, Any]:
 
     with ServerProcess(anthropic_messages(events=5, terminator_delay=delay)) as server:
         client = sdk_client(anthropic, server.url, kind)
-        times = []
         with client:
-            for _ in range(requests):
-                started = time.perf_counter()
-                message(client)
-                times.append(time.perf_counter() - started)
+            times = time_calls(message, client, requests)
         # After the client closed: every drain has ended.
         stats = None if kind == "bare" else client._client._transport.stats.snapshot()
         facts = server.facts()

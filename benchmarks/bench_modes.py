@@ -19,7 +19,7 @@ from typing import Any
 from httpx_drain.testing import openai_chat
 
 from . import _common
-from ._common import median, ms, p99, sdk_client
+from ._common import median, ms, p99, sdk_client, time_calls
 from ._servers import CertificateAuthority, ServerProcess
 
 DELAYS = (0.0, 0.005, 0.05)
@@ -46,7 +46,7 @@ def run(
 ) -> dict[str, Any]:
     """One client kind against a server of its own: ``requests`` sequential streams."""
     with _server(delay, tls, rtt) as server:
-        return _block(kind, delay, requests, server, tls)
+        return _block(kind, delay, requests, server, tls, rtt)
 
 
 def _server(delay: float, tls: CertificateAuthority | None, rtt: float = 0.0) -> ServerProcess:
@@ -67,12 +67,8 @@ def _block(
     verify = tls.client_context() if tls is not None else True
     before = server.facts().connections
     client = sdk_client(openai, server.url, kind, verify=verify)
-    times = []
     with client:
-        for _ in range(requests):
-            started = time.perf_counter()
-            chat(client)
-            times.append(time.perf_counter() - started)
+        times = time_calls(chat, client, requests)
     # After the client closed: every drain has ended. The pause lets the server send what it
     # still holds for a client that left (a bare client's terminators) before the next run.
     time.sleep(_SETTLE)
