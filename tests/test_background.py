@@ -39,15 +39,15 @@ def held(release: Gate) -> Scenario:
     return Scenario(steps=(Chunk(EVENT), Chunk(DONE), WaitFor(release), Terminator()))
 
 
-def stop_at_done(client: Any, url: str) -> None:
-    with client.stream("GET", url) as response:
+def stop_at_done(client: Any, url: str, **stream: Any) -> None:
+    with client.stream("GET", url, **stream) as response:
         for chunk in response.iter_raw():
             if DONE in chunk:
                 break
 
 
-async def astop_at_done(client: Any, url: str) -> None:
-    async with client.stream("GET", url) as response:
+async def astop_at_done(client: Any, url: str, **stream: Any) -> None:
+    async with client.stream("GET", url, **stream) as response:
         async for chunk in response.aiter_raw():
             if DONE in chunk:
                 break
@@ -443,6 +443,13 @@ def test_a_content_length_remainder_already_here_is_drained_in_close(flavour: Fl
         assert server.facts.connection_count == 1
 
 
+def assert_learned_a_connect(transport: Any, origin: str) -> None:
+    """The transport's handover has timed a connection to ``origin`` (a plausible one)."""
+    cost = transport._runner._handover._connects.get(origin)
+    assert cost is not None
+    assert 0 < cost < 30
+
+
 def _not_due(transport: Any) -> None:
     # No drain is ever due (a window of 0, and nothing learned widens it past 0): a request
     # that finds no free connection opens one, without a handover wait.
@@ -459,16 +466,11 @@ def test_a_connection_opened_while_a_drain_waits_teaches_its_cost(flavour: Flavo
         with flavour.lib.Client(transport=transport) as client:
             stop_at_done(client, server.url)  # its drain holds connection 1
             trace = {"trace": lambda name, info: seen.append(name)}
-            with client.stream("GET", server.url, extensions=trace) as response:
-                for chunk in response.iter_raw():
-                    if DONE in chunk:
-                        break
+            stop_at_done(client, server.url, extensions=trace)
             for gate in gates:
                 gate.set()
         assert server.facts.connection_count == 2
-    cost = transport._runner._handover._connects.get(server.url)
-    assert cost is not None
-    assert 0 < cost < 30
+    assert_learned_a_connect(transport, server.url)
     # The caller's own trace still saw every event, the connect and the body's included.
     assert "connection.connect_tcp.complete" in seen
     assert "http11.receive_response_body.started" in seen
@@ -505,16 +507,11 @@ async def test_async_connection_costs_are_learned(flavour: Flavour) -> None:
         _not_due(transport)
         async with flavour.lib.AsyncClient(transport=transport) as client:
             await astop_at_done(client, server.url)
-            async with client.stream("GET", server.url, extensions={"trace": trace}) as r:
-                async for chunk in r.aiter_raw():
-                    if DONE in chunk:
-                        break
+            await astop_at_done(client, server.url, extensions={"trace": trace})
             for gate in gates:
                 gate.set()
         assert server.facts.connection_count == 2
-    cost = transport._runner._handover._connects.get(server.url)
-    assert cost is not None
-    assert 0 < cost < 30
+    assert_learned_a_connect(transport, server.url)
     assert "connection.connect_tcp.complete" in seen
 
 
