@@ -150,11 +150,9 @@ class _Waiting:
             drains = self._by_origin.get(origin)
             if not drains:
                 return None
-            free = [d for d in drains if d not in self._claimed]
-            if not free:
-                return origin, None, 0.0
-            done = min(free, key=drains.__getitem__)
-            return origin, done, drains[done]
+            free = (d for d in drains if d not in self._claimed)
+            done = min(free, key=drains.__getitem__, default=None)
+            return origin, done, 0.0 if done is None else drains[done]
 
     def claim(self, done: Any) -> bool:
         """Mark ``done`` as waited for; False if a request waits for it already."""

@@ -493,10 +493,7 @@ class SSEScanner:
             # fast paths too (it is one per response, and the line-by-line path is slow).
             self._bom = 3
             self._fast_ok = self._clean = self._can_walk
-            if self.take(chunk):
-                n = len(chunk)
-                res = _RESULTS.get(n)
-                return _result(n) if res is None else res
+            return self.feed(chunk)
         if self._clean:
             # The previous chunk ended at a block boundary and this one is one whole event of a
             # few lines (what Anthropic's and OpenAI's Responses streams send): split them.
