@@ -21,6 +21,7 @@ from httpx_drain.testing import (
     Fin,
     Gate,
     HypercornServer,
+    Pause,
     RawServer,
     Scenario,
     Signal,
@@ -57,6 +58,14 @@ def drain_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("httpx-drain")]
 
 
+def worker_threads() -> list[threading.Thread]:
+    """Threads that read a drain (not the watcher, which only looks at parked ones)."""
+    return [t for t in drain_threads() if t.name != WATCHER]
+
+
+WATCHER = "httpx-drain-watcher"
+
+
 def test_max_pending_bounds_drains_in_flight(no_leaks: None, flavour: Flavour) -> None:
     release = Gate()
     with RawServer(held(release)) as server:
@@ -64,7 +73,8 @@ def test_max_pending_bounds_drains_in_flight(no_leaks: None, flavour: Flavour) -
         with flavour.lib.Client(transport=transport) as client:
             for _ in range(4):
                 stop_at_done(client, server.url)
-            assert len(drain_threads()) == 2
+            # Two drains in flight, parked: nothing to read yet, so no thread reads them.
+            assert [t.name for t in drain_threads()] == [WATCHER]
             stats = transport.stats.snapshot()
             assert (stats.drains_started, stats.drains_rejected) == (4, 2)
             release.set()
@@ -350,7 +360,9 @@ def test_an_end_already_buffered_is_drained_without_a_worker(
         assert server.facts.connection_count == 1
 
 
-def test_an_end_not_yet_sent_goes_to_a_worker(flavour: Flavour) -> None:
+def test_an_end_not_yet_sent_is_parked_on_no_thread(no_leaks: None, flavour: Flavour) -> None:
+    # Nothing to read at close(): the drain is parked; once the transport goes quiet, its
+    # watcher ends it as the terminator lands, and the next request reuses the connection.
     release, _sent, scenario = _gated_terminators(2)
     release[1].set()
     with RawServer(scenario) as server:
@@ -358,11 +370,148 @@ def test_an_end_not_yet_sent_goes_to_a_worker(flavour: Flavour) -> None:
         with flavour.lib.Client(transport=transport) as client:
             stop_at_done(client, server.url)  # returns with the terminator still held
             assert transport.stats.drains_buffered == 0
-            assert len(drain_threads()) == 1
+            assert [t.name for t in drain_threads()] == [WATCHER]
             release[0].set()
             assert wait_for(lambda: transport.stats.connections_kept == 1)
+            assert worker_threads() == []
             stop_at_done(client, server.url)
         assert server.facts.connection_count == 1
+    assert drain_threads() == []
+
+
+def test_the_next_request_ends_a_parked_drain_whose_end_has_landed(flavour: Flavour) -> None:
+    # The transport is busy (the watcher leaves parked drains to the requests): the request
+    # that follows ends the drain on its own thread, before it needs a connection, and takes
+    # that connection.
+    release, sent, scenario = _gated_terminators(3)
+    with RawServer(scenario) as server:
+        transport = flavour.DrainTransport(deadline=30)
+        with flavour.lib.Client(transport=transport) as client:
+            runner = transport._runner
+            stop_at_done(client, server.url)
+            stop_at_done(client, server.url)  # the first is not done: a second connection
+            with _busy(runner):
+                release[0].set()
+                release[1].set()
+                assert sent[0].wait(10) and sent[1].wait(10)
+                socks = [e.sock for e in runner._parked]
+                assert wait_for(lambda: all(_readable_now(s) for s in socks))
+                assert transport.stats.connections_kept == 0  # nobody looked yet
+                ended_by = []
+                original = runner._end
+
+                def end(entry: Any) -> None:
+                    ended_by.append(threading.current_thread())
+                    original(entry)
+
+                runner._end = end
+                stop_at_done(client, server.url)
+            assert ended_by == [threading.current_thread()] * 2
+            assert transport.stats.connections_kept == 2
+            release[2].set()
+            assert worker_threads() == []
+        assert server.facts.connection_count == 2
+
+
+def _readable_now(sock: Any) -> bool:
+    import select
+
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+@contextlib.contextmanager
+def _busy(runner: Any) -> Iterator[None]:
+    """Make the transport look busy to its watcher (a request a moment ago, for ever)."""
+    cls = type(runner)
+    original = cls.__dict__.get("_last_request")
+
+    class Busy:
+        def __get__(self, obj: Any, owner: Any = None) -> float:
+            return time.monotonic()
+
+        def __set__(self, obj: Any, value: float) -> None:
+            pass
+
+    cls._last_request = Busy()  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        if original is None:
+            del cls._last_request
+        else:  # pragma: no cover
+            cls._last_request = original
+
+
+def test_a_parked_drain_whose_end_never_comes_ends_at_its_deadline(
+    no_leaks: None, flavour: Flavour
+) -> None:
+    # No request comes and no byte: the watcher ends it at its deadline and closes the
+    # connection; close() has nothing left to wait for.
+    release = Gate()
+    with RawServer(held(release)) as server:
+        transport = flavour.DrainTransport(deadline=0.2)
+        with flavour.lib.Client(transport=transport) as client:
+            stop_at_done(client, server.url)
+            (sock,) = [entry.sock for entry in transport._runner._parked]
+            assert wait_for(lambda: transport.stats.deadline_exceeded == 1)
+            assert sock.fileno() == -1  # the connection was closed
+            assert worker_threads() == []
+            started = time.monotonic()
+        assert time.monotonic() - started < 2  # nothing was pending
+        release.set()
+    assert drain_threads() == []
+
+
+def test_the_watcher_ends_when_nothing_is_parked(
+    monkeypatch: pytest.MonkeyPatch, flavour: Flavour
+) -> None:
+    from httpx_drain import _background
+
+    monkeypatch.setattr(_background, "_WATCHER_IDLE", 0.05)
+    release, _sent, scenario = _gated_terminators(2)
+    with RawServer(scenario) as server:
+        transport = flavour.DrainTransport(deadline=30)
+        with flavour.lib.Client(transport=transport) as client:
+            for gate in release:
+                stop_at_done(client, server.url)
+                assert [t.name for t in drain_threads()] == [WATCHER]
+                gate.set()
+                # The drain ends, then the watcher (nothing parked for a while) too.
+                assert wait_for(lambda: drain_threads() == [])
+            assert transport.stats.connections_kept == 2
+        assert server.facts.connection_count == 1
+
+
+def test_requests_from_many_threads_share_parked_drains(no_leaks: None, flavour: Flavour) -> None:
+    # Four threads, each sending streams whose terminator trails [DONE]: each drain is ended
+    # by exactly one thread (a request's, a handover's or the watcher's), every connection is
+    # reused, and the counters add up.
+    per_thread, threads = 15, 4
+    scenario = Scenario(steps=(Chunk(EVENT), Chunk(DONE), Pause(0.01), Terminator()))
+    errors: list[BaseException] = []
+    with RawServer(scenario) as server:
+        transport = flavour.DrainTransport(deadline=30)
+        with flavour.lib.Client(transport=transport) as client:
+
+            def run() -> None:
+                try:
+                    for _ in range(per_thread):
+                        stop_at_done(client, server.url)
+                except BaseException as exc:  # pragma: no cover - reported below
+                    errors.append(exc)
+
+            pool = [threading.Thread(target=run) for _ in range(threads)]
+            for thread in pool:
+                thread.start()
+            for thread in pool:
+                thread.join()
+        assert errors == []
+        stats = transport.stats.snapshot()
+        total = per_thread * threads
+        assert stats.drains_started == total
+        assert stats.connections_kept == total
+        # Each stream's connection went back to the pool: far fewer connections than streams.
+        assert server.facts.connection_count < total / 2
 
 
 def stop_at_done_once_the_tail_arrived(

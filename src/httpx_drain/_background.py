@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
+import select
 import sys
 import threading
 import time
@@ -189,10 +191,91 @@ def _handover(
     return origin, done, wait
 
 
-class SyncBackgroundRunner(SyncRunner):
-    """Drain on worker threads owned by the transport; at most ``max_pending`` at once.
+#: How long a sync transport must go without a request before its watcher thread looks for
+#: the bytes of parked drains itself. While requests come more often than this, each of them
+#: ends the drains whose bytes have arrived, and no thread of ours competes with the caller's
+#: for the GIL (a worker woken by every terminator cost a request about 0.5 ms on loopback).
+_QUIET = 0.02
+#: Seconds the watcher thread stays with nothing parked before it ends.
+_WATCHER_IDLE = 1.0
 
-    httpcore's pool is thread-safe: a worker that ends the body puts the connection back under
+
+class _Parked:
+    """A background drain waiting for its bytes on no thread at all: parked on its socket.
+
+    Whoever sees the bytes first ends it: the next request, a request that waits for its
+    connection (the handover), or, once the transport has gone quiet, the watcher thread.
+    ``taken`` changes under the runner's lock: exactly one of them ends it.
+    """
+
+    __slots__ = ("done", "expires", "runner", "since", "sock", "stream", "taken", "unseen")
+
+    def __init__(
+        self, runner: SyncBackgroundRunner, stream: SyncDrainStream, sock: Any, since: float
+    ) -> None:
+        self.runner = runner
+        self.stream = stream
+        self.sock = sock
+        self.since = since
+        self.expires = since + stream.deadline
+        #: When a look last found no bytes: the end landed after it.
+        self.unseen = since
+        self.taken = False
+        self.done = threading.Event()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the drain to end (ending it here if its bytes
+        come); True if it ended."""
+        return self.runner._await(self, timeout)
+
+
+def _socket_of(stream: SyncDrainStream) -> Any:
+    """The socket to park ``stream``'s drain on, or None (not httpcore's network stream)."""
+    try:
+        sock = stream.network_stream.get_extra_info("socket")
+    except Exception:
+        return None
+    return sock if callable(getattr(sock, "fileno", None)) else None
+
+
+def _readable(entries: list[_Parked], timeout: float) -> list[_Parked]:
+    """The entries whose socket is readable (or closed) within ``timeout`` seconds: one
+    ``poll`` for all of them. A poll object per call: two threads may look at once."""
+    poller = select.poll()
+    by_fd: dict[int, _Parked] = {}
+    closed: list[_Parked] = []
+    for entry in entries:
+        try:
+            fd = entry.sock.fileno()
+        except Exception:  # pragma: no cover - a socket object of another shape
+            fd = -1
+        if fd < 0:
+            closed.append(entry)  # closed under us: ending it finds out what happened
+        else:
+            by_fd[fd] = entry
+            poller.register(fd, select.POLLIN)
+    if closed:
+        timeout = 0.0
+    ready = [by_fd[fd] for fd, _events in poller.poll(math.ceil(timeout * 1000))]
+    now = time.monotonic()
+    for entry in by_fd.values():
+        entry.unseen = now
+    return closed + ready
+
+
+class SyncBackgroundRunner(SyncRunner):
+    """Drain after ``close()`` returns, at most ``max_pending`` at once, with no thread in the
+    common case.
+
+    A drain with nothing to read yet is *parked*: no thread waits for it. Each request first
+    looks (one ``poll``) at the parked drains' sockets and ends those whose bytes have arrived,
+    which takes microseconds with no hand-off; so does a request that waits for a drain of its
+    origin to free a connection. When no request has come for ``_QUIET`` seconds, a watcher
+    thread owned by the transport ends them as their bytes land; it also ends at its deadline
+    a drain whose end never came. Bytes whose end cannot be seen (a TLS record, part of a
+    terminator) go to a worker thread, which may wait for the rest within the deadline.
+
+    httpcore's pool is thread-safe: a thread that ends the body puts the connection back under
     the pool's lock, exactly as the caller's thread would have.
     """
 
@@ -206,15 +289,23 @@ class SyncBackgroundRunner(SyncRunner):
         self._handover = handover
         self._waiting = _Waiting()
         self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
         self._executor: ThreadPoolExecutor | None = None
+        self._parked: dict[_Parked, None] = {}  # oldest first
+        self._live: set[_Parked] = set()  # parked, or being ended
+        self._watcher: threading.Thread | None = None
+        self._closing = False
+        self._last_request = 0.0
 
     def before_request(self, url: Any, transport: Any) -> Callable[[float], None] | None:
+        self._last_request = time.monotonic()
+        if self._parked:
+            self._end_arrived()
         found = _handover(self._waiting, url, transport, self._handover)
         if found is None:
             return None
         origin, done, wait = found
         if wait:
-            # Blocking here also hands the GIL to a drain whose bytes have arrived.
             self._stats.add("handover_waits")
             try:
                 if done.wait(wait):
@@ -235,14 +326,139 @@ class SyncBackgroundRunner(SyncRunner):
         if not self._slots.acquire():
             stream.abort()
             return
+        sock = _socket_of(stream) if tail is Tail.NOTHING else None
+        if sock is not None:
+            self._park(stream, sock)
+        else:
+            self._to_worker(stream, tail)
+
+    # Parked drains.
+
+    def _park(self, stream: SyncDrainStream, sock: Any) -> None:
+        now = time.monotonic()
+        entry = _Parked(self, stream, sock, now)
+        with self._lock:
+            self._live.add(entry)
+            self._parked[entry] = None
+            if self._watcher is None:
+                self._watcher = threading.Thread(
+                    target=self._watch, name="httpx-drain-watcher", daemon=True
+                )
+                self._watcher.start()
+            elif len(self._parked) == 1:
+                self._wakeup.notify()
+        # From now on a request that finds no free connection may wait for this one.
+        self._waiting.add(stream.origin, entry, now)
+        # Linger briefly if this origin's terminators tend to trail by less than a new
+        # connection would cost.
+        linger = self._linger.wait(stream.origin)
+        if linger and not entry.wait(linger):
+            # Learn now, not when this drain ends (maybe a deadline later): during a burst of
+            # closes every one would otherwise linger in vain. The wait is only a lower bound
+            # of the delay; twice it puts the origin past the cap at once.
+            self._linger.observe(stream.origin, 2 * linger)
+
+    def _take(self, entry: _Parked) -> bool:
+        with self._lock:
+            if entry.taken:
+                return False
+            entry.taken = True
+            del self._parked[entry]
+            return True
+
+    def _untake(self, entry: _Parked) -> None:
+        with self._lock:
+            entry.taken = False
+            self._parked[entry] = None
+
+    def _end_arrived(self) -> None:
+        """End the parked drains whose bytes have arrived (one ``poll``, no wait)."""
+        with self._lock:
+            entries = list(self._parked)
+        for entry in _readable(entries, 0.0):
+            if self._take(entry):
+                self._finish(entry)
+
+    def _await(self, entry: _Parked, timeout: float) -> bool:
+        started = time.monotonic()
+        if self._take(entry):
+            if not _readable([entry], timeout):
+                self._untake(entry)
+                return False
+            self._finish(entry)
+            timeout -= time.monotonic() - started
+        return entry.done.wait(max(timeout, 0.0))
+
+    def _finish(self, entry: _Parked) -> None:
+        """End a taken drain whose socket is readable, or whose deadline has passed."""
+        if time.monotonic() >= entry.expires or entry.stream.tail() is Tail.END:
+            self._end(entry)  # nothing to wait for: an expired budget reads without waiting
+            return
+        try:
+            self._executor_for().submit(self._end, entry)
+        except RuntimeError:  # pragma: no cover - shut down meanwhile: end it here
+            self._end(entry)
+
+    def _end(self, entry: _Parked) -> None:
+        origin = entry.stream.origin
+        try:
+            result = entry.stream.drain(started=entry.since)
+            waited = None
+            if result.outcome is Outcome.KEPT:
+                # The end landed between the last look that missed it and now.
+                waited = (entry.unseen + time.monotonic()) / 2 - entry.since
+            self._linger.observe(origin, waited)
+            self._handover.observe(origin, waited)
+        finally:
+            self._waiting.remove(origin, entry)
+            self._slots.release()
+            with self._lock:
+                self._live.discard(entry)
+            entry.done.set()
+
+    def _watch(self) -> None:
+        """The watcher thread: ends parked drains once requests stop coming, and at their
+        deadline."""
+        while True:
+            with self._lock:
+                if not self._parked and not self._closing:
+                    self._wakeup.wait(_WATCHER_IDLE)
+                if not self._parked and (self._closing or not self._live):
+                    self._watcher = None
+                    return
+                entries = list(self._parked)
+                closing = self._closing
+            if not entries:
+                continue
+            now = time.monotonic()
+            soonest = min(entry.expires for entry in entries)
+            if soonest <= now:
+                ready = [entry for entry in entries if entry.expires <= now]
+            elif closing or now - self._last_request >= _QUIET:
+                ready = _readable(entries, min(soonest - now, _QUIET))
+            else:
+                # Requests are coming: they look for the bytes themselves.
+                with self._lock:
+                    self._wakeup.wait(min(self._last_request + _QUIET, soonest) - now)
+                continue
+            for entry in ready:
+                if self._take(entry):
+                    self._finish(entry)
+
+    # Worker threads.
+
+    def _executor_for(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._executor is None:
-                # Threads start on demand and stay for the transport's life: a new thread
-                # per drain would cost more than the drain.
+                # Threads start on demand and stay for the transport's life: a new thread per
+                # drain would cost more than the drain.
                 self._executor = ThreadPoolExecutor(
                     max_workers=self._max_pending, thread_name_prefix="httpx-drain"
                 )
-            executor = self._executor
+            return self._executor
+
+    def _to_worker(self, stream: SyncDrainStream, tail: Tail) -> None:
+        executor = self._executor_for()
         done = threading.Event()
         handoff = threading.Event() if tail is Tail.ARRIVING else None
         waiting_since: list[float] = []
@@ -274,31 +490,36 @@ class SyncBackgroundRunner(SyncRunner):
 
         # Bytes are arriving that may or may not end the body (a TLS record, part of the
         # terminator): wait while the drain consumes them (bounded by its deadline; normally
-        # microseconds). Nothing to read: no wait for the worker to find that out too, and the
-        # drain counts as waiting for the network from now, so that a request sent right after
-        # this close() can already wait for it (the handover) rather than open a connection.
+        # microseconds). A stream with no socket to park on counts as waiting for the network
+        # from now, so that a request sent right after this close() can wait for it.
         if handoff is None:
             waiting()
         executor.submit(job)
         if handoff is not None:
             handoff.wait(stream.deadline)
-        # Then linger briefly if this origin's terminators tend to trail by less than a new
-        # connection would cost.
         if not done.is_set():
             linger = self._linger.wait(origin)
             if linger and not done.wait(linger):
-                # Learn now, not when this drain ends (maybe a deadline later): during a burst
-                # of closes every one would otherwise linger in vain. The wait is only a lower
-                # bound of the delay; twice it puts the origin past the cap at once.
                 self._linger.observe(origin, 2 * linger)
 
     def close(self) -> None:
         with self._lock:
             self._slots.closed = True
+            self._closing = True
+            self._wakeup.notify_all()
+            watcher = self._watcher
+        # Parked drains end within their deadline (as their bytes come, or at it); wait for
+        # them and for the workers, so that no thread, and no socket a thread still reads,
+        # outlives the transport.
+        if watcher is not None:
+            watcher.join()
+        with self._lock:
+            live = list(self._live)
+        for entry in live:  # ended by a request's thread meanwhile
+            entry.done.wait()
+        with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
-            # Pending drains end within their deadline; wait for them so no thread, and no
-            # socket a thread still reads, outlives the transport.
             executor.shutdown(wait=True)
 
 

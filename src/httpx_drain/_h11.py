@@ -52,8 +52,8 @@ def end_is_buffered(inner_stream: Any, readable: Any = None) -> bool:
     h11's reader is run on copies of its state and of its buffered bytes and then, if those
     do not reach the end, of those plus what a plain TCP socket holds unread: ``readable`` is
     the connection's network stream when the caller found it readable (TLS records cannot be
-    peeked at). True as well when the server has closed: the end (or the error) is then
-    immediate.
+    peeked at). True as well when the server has closed, or sent bytes h11 rejects: the end
+    (or the error) is then immediate.
     """
     try:
         connection = _h11_connection(inner_stream)
@@ -64,7 +64,9 @@ def end_is_buffered(inner_stream: Any, readable: Any = None) -> bool:
         if peeked == b"":  # the server closed; h11 will see it with its next read
             return True
         return peeked is not None and _reaches_end(connection, data + peeked)
-    except Exception:  # internals changed, or bytes h11 will reject: let a worker find out
+    except h11.ProtocolError:  # a drain fails at once (and closes the connection)
+        return True
+    except Exception:  # internals changed: let a worker find out
         return False
 
 

@@ -107,7 +107,8 @@ def would_block(network_stream: Any) -> bool:
 class Tail(enum.Enum):
     """What is there of a body's rest when its response is closed early."""
 
-    #: The end of the body is in h11's (or the socket's) buffer: a drain cannot wait.
+    #: The end of the body (or bytes h11 rejects) is in h11's or the socket's buffer: a
+    #: drain cannot wait.
     END = "end"
     #: Bytes have arrived whose end cannot be seen (a TLS record, part of a terminator).
     ARRIVING = "arriving"
@@ -238,8 +239,8 @@ class _StreamState:
     def _ended_at_terminal(self) -> bool:
         return self._filter is not None and self._filter.ended
 
-    def _begin_drain(self) -> Budget:
-        budget = Budget(self._ctx.policy, _clock())
+    def _begin_drain(self, started: float | None = None) -> Budget:
+        budget = Budget(self._ctx.policy, _clock() if started is None else started)
         if self._filter is not None and self._filter.ended:
             # Bytes after the terminal event in its own chunk were read and never handed on.
             budget.discard(self._filter.discarded)
@@ -274,6 +275,11 @@ class _StreamState:
     def origin(self) -> str:
         """The origin of the response, for logs and per-origin learning."""
         return self._ctx.origin
+
+    @property
+    def network_stream(self) -> Any:
+        """The connection's network stream, when the inner transport is httpcore's."""
+        return self._ctx.network_stream
 
     def _decide(self) -> Skip | None:
         if self._filter is not None and self._filter.ended:
@@ -383,13 +389,17 @@ class SyncDrainStream(_StreamState):
         self._ctx.stats.add("drains_started")
         self._runner.submit(self)
 
-    def drain(self, on_wait: Callable[[], None] | None = None) -> DrainResult:
+    def drain(
+        self, on_wait: Callable[[], None] | None = None, started: float | None = None
+    ) -> DrainResult:
         """Read the rest of the body within the budget, close the inner stream, record it.
 
-        ``on_wait`` is called once, when the drain is about to wait for the network. Runs on
-        the caller's thread (inline) or a worker (background). Never raises.
+        ``on_wait`` is called once, when the drain is about to wait for the network;
+        ``started`` is when the budget began (default: now), for a drain that was parked
+        first. Runs on the caller's thread (inline), a later request's or a worker's
+        (background). Never raises.
         """
-        budget = self._begin_drain()
+        budget = self._begin_drain(started)
         reached_end = False
         error: BaseException | None = None
         try:
