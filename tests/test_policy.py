@@ -220,9 +220,15 @@ def test_reader_copies_work_without_an_instance_dict() -> None:
 
 def test_the_handover_window_is_a_new_connections_cost() -> None:
     handover = Handover(window=0.002, max_window=0.1)
-    assert handover.window_for("o") == 0.002  # nothing learned: the floor
-    handover.observe_connect("o", 0.0001)
-    assert handover.window_for("o") == 0.002  # cheaper than the floor (loopback TCP)
+    assert handover.window_for("o") == 0.002  # nothing learned: the default
+    assert not handover.knows_connects("o")
+    handover.observe_connect("o", 0.0003)
+    assert handover.knows_connects("o")
+    assert handover.window_for("o") == 0.0003  # loopback TCP: a short wait, if any
+    assert Handover(min_window=0.001).window_for("o") == 0.002
+    floored = Handover(min_window=0.001)
+    floored.observe_connect("o", 0.0003)
+    assert floored.window_for("o") == 0.001
     handover.observe_connect("p", 0.03)
     assert handover.window_for("p") == 0.03  # a TLS handshake over a real network
     handover.observe_connect("q", 5.0)

@@ -263,6 +263,16 @@ def _readable(entries: list[_Parked], timeout: float) -> list[_Parked]:
     return closed + ready
 
 
+def _first_connect(handover: Handover, url: Any) -> Callable[[float], None] | None:
+    """Where to report a connection to ``url``'s origin while none has been timed yet: the
+    handover's window is what one costs, and a request that waits for a drain every time
+    would never open one to learn it."""
+    origin = origin_of(url)
+    if handover.knows_connects(origin):
+        return None
+    return functools.partial(handover.observe_connect, origin)
+
+
 class SyncBackgroundRunner(SyncRunner):
     """Drain after ``close()`` returns, at most ``max_pending`` at once, with no thread in the
     common case.
@@ -303,7 +313,7 @@ class SyncBackgroundRunner(SyncRunner):
             self._end_arrived()
         found = _handover(self._waiting, url, transport, self._handover)
         if found is None:
-            return None
+            return _first_connect(self._handover, url)
         origin, done, wait = found
         if wait:
             self._stats.add("handover_waits")
@@ -562,7 +572,7 @@ class AsyncBackgroundRunner(AsyncRunner):
     async def before_request(self, url: Any, transport: Any) -> Callable[[float], None] | None:
         found = _handover(self._waiting, url, transport, self._handover)
         if found is None:
-            return None
+            return _first_connect(self._handover, url)
         origin, done, wait = found
         if wait:
             self._stats.add("handover_waits")

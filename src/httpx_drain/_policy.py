@@ -324,16 +324,20 @@ class Handover:
     drain that never reached it makes the origin unpredictable until one does again.
 
     The window is what a new connection to the origin costs (a moving average of the
-    connections the transport saw opened while drains were pending), at least ``window`` and
-    at most ``max_window``: waiting no longer than the alternative costs means a wrong guess
-    (the end does not come) costs a request at most twice what it would have without us.
+    connections the transport saw opened while drains were pending), at least ``min_window``
+    and at most ``max_window``; ``window`` until one has been seen. Waiting no longer than the
+    alternative costs means a wrong guess (the end does not come) costs a request at most
+    twice what it would have without us.
     """
 
     MAX_ORIGINS = _Averages.MAX_ORIGINS
 
-    def __init__(self, window: float = 0.002, max_window: float = 0.1) -> None:
+    def __init__(
+        self, window: float = 0.002, max_window: float = 0.1, min_window: float = 0.0
+    ) -> None:
         self.window = window
         self.max_window = max_window
+        self.min_window = min_window
         self._averages = _Averages()
         self._connects = _Averages()
 
@@ -342,7 +346,7 @@ class Handover:
         cost = self._connects.get(origin)
         if cost is None:
             return self.window
-        return max(self.window, min(cost, self.max_window))
+        return max(self.min_window, min(cost, self.max_window))
 
     def wait(self, origin: str, waiting_for: float) -> float:
         """Seconds a new request may wait for a drain that has waited ``waiting_for`` seconds.
@@ -354,6 +358,10 @@ class Handover:
             return 0.0
         window = self.window_for(origin)
         return 0.0 if average - waiting_for > window else window
+
+    def knows_connects(self, origin: str) -> bool:
+        """Whether a connection to ``origin`` has been timed yet."""
+        return self._connects.get(origin) is not None
 
     def observe_connect(self, origin: str, seconds: float) -> None:
         """Record how long opening a connection to ``origin`` took (TCP and TLS)."""
