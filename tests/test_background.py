@@ -399,7 +399,8 @@ def test_the_next_request_ends_a_parked_drain_whose_end_has_landed(flavour: Flav
             with _busy(runner):
                 release[0].set()
                 release[1].set()
-                assert sent[0].wait(10) and sent[1].wait(10)
+                assert sent[0].wait(10)
+                assert sent[1].wait(10)
                 socks = [e.sock for e in runner._parked]
                 assert wait_for(lambda: all(_readable_now(s) for s in socks))
                 assert transport.stats.connections_kept == 0  # nobody looked yet
