@@ -758,3 +758,31 @@ def test_a_drain_claimed_between_look_and_claim_is_not_waited_for(flavour: Flavo
     with flavour.lib.HTTPTransport() as transport:
         url = flavour.lib.URL(f"{origin}/")
         assert _handover(waiting, url, transport, handover) == (origin, due, 0.0)
+
+
+def test_a_parked_drain_whose_socket_was_closed_counts_as_readable() -> None:
+    # Its connection was closed under it (the pool closed): the look reports it at once, so
+    # that ending it finds out what happened, and leaves the others' "not yet" time.
+    import socket
+
+    from httpx_drain._background import _Parked, _readable
+
+    def parked(sock: socket.socket) -> _Parked:
+        entry = object.__new__(_Parked)
+        entry.sock, entry.unseen = sock, 0.0
+        return entry
+
+    a, b = socket.socketpair()
+    closed = socket.socket()
+    closed.close()
+    quiet, gone = parked(a), parked(closed)
+    try:
+        started = time.monotonic()
+        assert _readable([quiet, gone], 30.0) == [gone]  # no wait for the quiet one
+        assert time.monotonic() - started < 10
+        assert quiet.unseen >= started
+        b.send(b"x")
+        assert _readable([quiet], 10.0) == [quiet]
+    finally:
+        a.close()
+        b.close()
