@@ -335,6 +335,18 @@ def _summarise_modes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 ratio <= 1.10,
             )
         )
+        bg0 = next(r for r in sel if r["client"] == "background" and r["delay_ms"] == 0)
+        if "off_cpu_ms" in bg:
+            out.append(
+                _row(
+                    f"openai {net}, caller off the CPU per request, background at "
+                    f"D={slowest:g}ms / D=0",
+                    f"{bg['off_cpu_ms']:.2f} / {bg0['off_cpu_ms']:.2f} ms "
+                    f"(bare at D=0: {bare0['off_cpu_ms']:.2f})",
+                    "(steady under drift)",
+                    None,
+                )
+            )
         for r in sel:
             if r["client"] == "bare":
                 continue

@@ -76,11 +76,22 @@ def sdk_client(sdk: Any, url: str, kind: str, *, verify: Any = True, **transport
     return sdk.Anthropic(base_url=url, api_key="sk-bench", max_retries=0, http_client=http_client)
 
 
-def time_calls(call: Callable[[Any], object], client: Any, n: int) -> list[float]:
-    """Seconds each of ``n`` sequential ``call(client)`` took."""
+def time_calls(
+    call: Callable[[Any], object], client: Any, n: int, off_cpu: list[float] | None = None
+) -> list[float]:
+    """Seconds each of ``n`` sequential ``call(client)`` took.
+
+    With ``off_cpu``, also appends to it the seconds of each call that the calling thread
+    spent off the CPU (waiting for the network, the GIL or the scheduler): its time less its
+    own CPU time. A machine whose speed drifts changes both alike, so this figure holds still
+    where the time itself does not.
+    """
     times = []
     for _ in range(n):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         call(client)
-        times.append(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        times.append(elapsed)
+        if off_cpu is not None:
+            off_cpu.append(elapsed - (time.thread_time() - cpu))
     return times

@@ -2,9 +2,10 @@
 
 The server (in a child process; with ``--tls`` behind a TLS-terminating relay) sends the chunked
 terminator ``D`` ms after ``data: [DONE]``. For each D and each client: connections the server
-accepted, median and p99 per request, and the ratio to the bare SDK's median at D = 0 measured
-in the runs just before and after (see :func:`measure`). No assertions: targets are read off
-the table.
+accepted, median and p99 per request, the median time per request the caller's thread spent
+off the CPU (waiting for the server, the GIL or the scheduler: a figure the machine's drift in
+speed leaves alone), and the ratio to the bare SDK's median at D = 0 measured in the runs just
+before and after (see :func:`measure`). No assertions: targets are read off the table.
 
     python -m benchmarks.bench_modes [--requests 100] [--rounds 3] [--tls] [--json out.json]
 """
@@ -67,8 +68,9 @@ def _block(
     verify = tls.client_context() if tls is not None else True
     before = server.facts().connections
     client = sdk_client(openai, server.url, kind, verify=verify)
+    off_cpu: list[float] = []
     with client:
-        times = time_calls(chat, client, requests)
+        times = time_calls(chat, client, requests, off_cpu)
     # After the client closed: every drain has ended. The pause lets the server send what it
     # still holds for a client that left (a bare client's terminators) before the next run.
     time.sleep(_SETTLE)
@@ -82,6 +84,7 @@ def _block(
         "connections": server.facts().connections - before,
         "median_ms": ms(median(times)),
         "p99_ms": ms(p99(times)),
+        "off_cpu_ms": ms(median(off_cpu)),
     }
     if stats is not None:
         row["connections_kept"] = stats.connections_kept
@@ -141,7 +144,7 @@ def measure(
     for config in configs:
         runs = samples[config]
         row = dict(runs[0])
-        for key in ("connections", "median_ms", "p99_ms", "connection_bound"):
+        for key in ("connections", "median_ms", "p99_ms", "off_cpu_ms", "connection_bound"):
             row[key] = median([r[key] for r in runs])
         row["rounds"] = rounds
         row["connections_max"] = max(r["connections"] for r in runs)
@@ -159,7 +162,7 @@ def print_rows(rows: list[dict[str, Any]], requests: int) -> None:
     )
     print(
         f"{'TLS':>4} {'D':>6}  {'client':<11} {'conns':>5} {'bound':>5} {'ok':>5} "
-        f"{'median ms':>9} {'p99 ms':>8} {'vs bare@0':>9}"
+        f"{'median ms':>9} {'p99 ms':>8} {'off-CPU':>7} {'vs bare@0':>9}"
     )
     for r in rows:
         bare = r["client"] == "bare"
@@ -168,7 +171,7 @@ def print_rows(rows: list[dict[str, Any]], requests: int) -> None:
         print(
             f"{'yes' if r['tls'] else 'no':>4} {r['delay_ms']:>4g}ms  {r['client']:<11} "
             f"{r['connections']:>5g} {bound:>5} {ok:>5} {r['median_ms']:>9.2f} "
-            f"{r['p99_ms']:>8.2f} {r['ratio_to_bare_d0']:>8.2f}x"
+            f"{r['p99_ms']:>8.2f} {r['off_cpu_ms']:>7.2f} {r['ratio_to_bare_d0']:>8.2f}x"
         )
 
 

@@ -3,11 +3,12 @@
 A background drain still consumes, before ``close()`` returns, whatever needs no wait. When
 the rest of the body is already in h11's buffer (or, on plain TCP, in the kernel's) the
 caller ends it itself: that costs less than a hand-off to a thread or task. When bytes are
-arriving whose end we cannot see (TLS records), the drain starts on its worker and the caller
+arriving whose end we cannot see (TLS records), the drain starts on a worker and the caller
 waits until it either ends or is about to wait for the network. Returning earlier would send
 the caller's next request to a fresh connection while the old one was microseconds from being
-reusable. When nothing has arrived, the caller returns at once (after a learned linger).
-"""
+reusable. When nothing has arrived, the caller returns at once (after a learned linger): a
+sync drain is then parked on its socket for the next request to end (no thread competes with
+the caller for the GIL), an async one waits in a task."""
 
 from __future__ import annotations
 
