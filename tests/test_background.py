@@ -786,3 +786,35 @@ def test_a_parked_drain_whose_socket_was_closed_counts_as_readable() -> None:
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize(
+    ("buffered", "expected"),
+    [
+        (b"\r\n", False),  # the CRLF that ends the last chunk: the end is still to come
+        (b"\r\n0\r\n\r\n", True),  # the terminator
+        (b"\r\nzz\r\n", True),  # bytes h11 rejects: a drain fails at once, with no wait
+    ],
+)
+def test_what_h11_holds_decides_whether_the_end_is_buffered(
+    buffered: bytes, expected: bool
+) -> None:
+    import types
+
+    import h11
+
+    from httpx_drain._h11 import end_is_buffered
+
+    conn = h11.Connection(h11.CLIENT)
+    conn.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+    conn.send(h11.EndOfMessage())
+    conn.receive_data(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello")
+    assert isinstance(conn.next_event(), h11.Response)
+    assert isinstance(conn.next_event(), h11.Data)
+    conn.receive_data(buffered)
+    inner = types.SimpleNamespace(
+        _httpcore_stream=types.SimpleNamespace(
+            _stream=types.SimpleNamespace(_connection=types.SimpleNamespace(_h11_state=conn))
+        )
+    )
+    assert end_is_buffered(inner) is expected

@@ -402,7 +402,7 @@ class SyncBackgroundRunner(SyncRunner):
 
     def _finish(self, entry: _Parked) -> None:
         """End a taken drain whose socket is readable, or whose deadline has passed."""
-        if time.monotonic() >= entry.expires or entry.stream.tail() is Tail.END:
+        if time.monotonic() >= entry.expires or entry.stream.tail(readable=True) is Tail.END:
             self._end(entry)  # nothing to wait for: an expired budget reads without waiting
             return
         try:

@@ -29,8 +29,10 @@ _CHUNKED_READER: Any = getattr(getattr(h11, "_readers", None), "ChunkedReader", 
 
 __all__ = ["end_is_buffered", "has_leftover_bytes"]
 
-#: Bytes of the kernel's buffer :func:`end_is_buffered` looks at, at most.
-PEEK_BYTES = 65536
+#: Bytes of the kernel's buffer :func:`end_is_buffered` looks at, at most: far more than the
+#: tail of an event stream, and small enough that the copy costs little (a 64 KiB peek cost
+#: 16 µs a close, most of it allocating the 64 KiB). A longer rest goes to a worker.
+PEEK_BYTES = 4096
 
 
 def _h11_connection(inner_stream: Any) -> Any:
@@ -72,9 +74,19 @@ def end_is_buffered(inner_stream: Any, readable: Any = None) -> bool:
 
 def _reaches_end(connection: Any, data: bytes) -> bool:
     reader = connection._reader
-    if reader is None or (not data and type(reader) is _CHUNKED_READER):
-        # The common case after an early close: nothing buffered, and a chunked body cannot
-        # end without bytes (a Content-Length body whose bytes are all read can).
+    if reader is None:
+        return False
+    if type(reader) is _CHUNKED_READER and (
+        not data
+        or (
+            data == reader._bytes_to_discard
+            and not reader._bytes_in_chunk
+            and not reader._reading_trailer
+        )
+    ):
+        # The common cases after an early close: nothing buffered, or only the CRLF that ends
+        # the last chunk read; neither can end a chunked body (a Content-Length body whose
+        # bytes are all read can).
         return False
     reader = _copy(reader)
     buffer = type(connection._receive_buffer)()

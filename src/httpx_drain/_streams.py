@@ -258,10 +258,14 @@ class _StreamState:
                 self._ctx.origin,
             )
 
-    def tail(self) -> Tail:
-        """What a drain would find now: the end of the body, bytes arriving, or nothing."""
+    def tail(self, readable: bool | None = None) -> Tail:
+        """What a drain would find now: the end of the body, bytes arriving, or nothing.
+
+        ``readable``: whether the socket is readable, when the caller has just looked.
+        """
         network_stream = self._ctx.network_stream
-        arriving = not would_block(network_stream)  # the one readability check
+        # The one readability check, unless the caller has just made it.
+        arriving = not would_block(network_stream) if readable is None else readable
         if end_is_buffered(self._inner, network_stream if arriving else None):
             return Tail.END
         return Tail.ARRIVING if arriving else Tail.NOTHING
