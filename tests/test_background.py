@@ -818,3 +818,45 @@ def test_what_h11_holds_decides_whether_the_end_is_buffered(
         )
     )
     assert end_is_buffered(inner) is expected
+
+
+def test_parked_drains_are_looked_at_without_poll(
+    monkeypatch: pytest.MonkeyPatch, flavour: Flavour
+) -> None:
+    # Where select.poll does not exist (Windows; gevent removes it), select.select does.
+    import select
+
+    monkeypatch.delattr(select, "poll")
+    release, _sent, scenario = _gated_terminators(2)
+    with RawServer(scenario) as server:
+        transport = flavour.DrainTransport(deadline=30)
+        with flavour.lib.Client(transport=transport) as client:
+            for kept, gate in enumerate(release, 1):
+                stop_at_done(client, server.url)  # parked: the terminator is held
+                gate.set()
+                assert wait_for(lambda k=kept: transport.stats.connections_kept == k)
+        assert server.facts.connection_count == 1
+
+
+def test_a_look_that_fails_counts_every_parked_drain_as_readable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import select
+    import socket
+
+    from httpx_drain._background import _Parked, _readable
+
+    a, b = socket.socketpair()
+    entry = object.__new__(_Parked)
+    entry.sock, entry.unseen = a, 0.0
+
+    def broken(*_args: Any) -> Any:
+        raise ValueError("filedescriptor out of range in select()")
+
+    monkeypatch.delattr(select, "poll")
+    monkeypatch.setattr(select, "select", broken)
+    try:
+        assert _readable([entry], 10.0) == [entry]
+    finally:
+        a.close()
+        b.close()

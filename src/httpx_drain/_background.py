@@ -241,8 +241,10 @@ def _socket_of(stream: SyncDrainStream) -> Any:
 
 def _readable(entries: list[_Parked], timeout: float) -> list[_Parked]:
     """The entries whose socket is readable (or closed) within ``timeout`` seconds: one
-    ``poll`` for all of them. A poll object per call: two threads may look at once."""
-    poller = select.poll()
+    ``poll`` for all of them (``select`` where there is no ``poll``: Windows, gevent). A poll
+    object per call: two threads may look at once. If the look itself fails, every entry
+    counts as readable: ending a drain finds out what is there, and waits on a worker if it
+    must."""
     by_fd: dict[int, _Parked] = {}
     closed: list[_Parked] = []
     for entry in entries:
@@ -254,14 +256,22 @@ def _readable(entries: list[_Parked], timeout: float) -> list[_Parked]:
             closed.append(entry)  # closed under us: ending it finds out what happened
         else:
             by_fd[fd] = entry
-            poller.register(fd, select.POLLIN)
     if closed:
         timeout = 0.0
-    ready = [by_fd[fd] for fd, _events in poller.poll(math.ceil(timeout * 1000))]
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            for fd in by_fd:
+                poller.register(fd, select.POLLIN)
+            fds = [fd for fd, _events in poller.poll(math.ceil(timeout * 1000))]
+        else:
+            fds = select.select(list(by_fd), [], [], timeout)[0] if by_fd else []
+    except (OSError, ValueError):  # e.g. a descriptor past select()'s limit
+        return closed + list(by_fd.values())
     now = time.monotonic()
     for entry in by_fd.values():
         entry.unseen = now
-    return closed + ready
+    return closed + [by_fd[fd] for fd in fds]
 
 
 def _first_connect(handover: Handover, url: Any) -> Callable[[float], None] | None:
