@@ -224,6 +224,10 @@ class _Parked:
         self.taken = False
         self.done = threading.Event()
 
+    def is_set(self) -> bool:
+        """True once the drain has ended (as ``threading.Event.is_set``)."""
+        return self.done.is_set()
+
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the drain to end (ending it here if its bytes
         come); True if it ended."""
@@ -272,6 +276,12 @@ def _readable(entries: list[_Parked], timeout: float) -> list[_Parked]:
     for entry in by_fd.values():
         entry.unseen = now
     return closed + [by_fd[fd] for fd in fds]
+
+
+def _learn(linger: Linger, handover: Handover, origin: str, waited: float | None) -> None:
+    """Tell both learners how long a drain of ``origin`` waited for its end (None: never)."""
+    linger.observe(origin, waited)
+    handover.observe(origin, waited)
 
 
 def _first_connect(handover: Handover, url: Any) -> Callable[[float], None] | None:
@@ -370,14 +380,19 @@ class SyncBackgroundRunner(SyncRunner):
                 self._wakeup.notify()
         # From now on a request that finds no free connection may wait for this one.
         self._waiting.add(stream.origin, entry, now)
-        # Linger briefly if this origin's terminators tend to trail by less than a new
-        # connection would cost.
-        linger = self._linger.wait(stream.origin)
-        if linger and not entry.wait(linger):
+        self._linger_for(stream.origin, entry)
+
+    def _linger_for(self, origin: str, done: _Parked | threading.Event) -> None:
+        """Linger briefly for a drain not ended yet, if this origin's terminators tend to
+        trail by less than a new connection would cost."""
+        if done.is_set():
+            return
+        linger = self._linger.wait(origin)
+        if linger and not done.wait(linger):
             # Learn now, not when this drain ends (maybe a deadline later): during a burst of
             # closes every one would otherwise linger in vain. The wait is only a lower bound
             # of the delay; twice it puts the origin past the cap at once.
-            self._linger.observe(stream.origin, 2 * linger)
+            self._linger.observe(origin, 2 * linger)
 
     def _take(self, entry: _Parked) -> bool:
         with self._lock:
@@ -428,8 +443,7 @@ class SyncBackgroundRunner(SyncRunner):
             if result.outcome is Outcome.KEPT:
                 # The end landed between the last look that missed it and now.
                 waited = (entry.unseen + time.monotonic()) / 2 - entry.since
-            self._linger.observe(origin, waited)
-            self._handover.observe(origin, waited)
+            _learn(self._linger, self._handover, origin, waited)
         finally:
             self._waiting.remove(origin, entry)
             self._slots.release()
@@ -500,8 +514,7 @@ class SyncBackgroundRunner(SyncRunner):
                 if waiting_since:
                     kept = result.outcome is Outcome.KEPT
                     waited = time.monotonic() - waiting_since[0] if kept else None
-                    self._linger.observe(origin, waited)
-                    self._handover.observe(origin, waited)
+                    _learn(self._linger, self._handover, origin, waited)
             finally:
                 self._waiting.remove(origin, done)
                 self._slots.release()
@@ -518,10 +531,7 @@ class SyncBackgroundRunner(SyncRunner):
         executor.submit(job)
         if handoff is not None:
             handoff.wait(stream.deadline)
-        if not done.is_set():
-            linger = self._linger.wait(origin)
-            if linger and not done.wait(linger):
-                self._linger.observe(origin, 2 * linger)
+        self._linger_for(origin, done)
 
     def close(self) -> None:
         with self._lock:
@@ -620,8 +630,7 @@ class AsyncBackgroundRunner(AsyncRunner):
                 if gave_up:
                     kept = result.outcome is Outcome.KEPT
                     waited = time.monotonic() - gave_up[0] if kept else None
-                    self._linger.observe(origin, waited)
-                    self._handover.observe(origin, waited)
+                    _learn(self._linger, self._handover, origin, waited)
             finally:
                 self._waiting.remove(origin, done)
                 self._slots.release()

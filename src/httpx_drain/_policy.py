@@ -323,8 +323,9 @@ class Handover:
     origin we keep a moving average of how long drains waited for the end of the body; a
     drain that never reached it makes the origin unpredictable until one does again.
 
-    The window is what a new connection to the origin costs (a moving average of the
-    connections the transport saw opened while drains were pending), at least ``min_window``
+    The window is what a new connection to the origin costs (a moving average of the first
+    connection the transport opened to it and of those opened while drains were pending), at
+    least ``min_window``
     and at most ``max_window``; ``window`` until one has been seen. Waiting no longer than the
     alternative costs means a wrong guess (the end does not come) costs a request at most
     twice what it would have without us. The floor is for loopback and LAN connections, which
