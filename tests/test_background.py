@@ -788,6 +788,56 @@ def test_a_parked_drain_whose_socket_was_closed_counts_as_readable() -> None:
         b.close()
 
 
+def test_a_look_brackets_when_each_parked_drain_saw_its_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A drain ends at the midpoint of its last miss and the look that saw its bytes: that is
+    # what the handover expects of the next drain. A look with no wait that sees the bytes
+    # must leave the last miss alone (taking its own time instead made every drain look a
+    # request's interval later than it was, and the handover never waited on loopback).
+    import socket
+
+    from httpx_drain import _background as background
+    from httpx_drain._background import _Parked, _readable
+
+    def parked(sock: socket.socket) -> _Parked:
+        entry = object.__new__(_Parked)
+        entry.sock, entry.unseen = sock, 0.0
+        return entry
+
+    a, b = socket.socketpair()
+    c, d = socket.socketpair()
+    landed, quiet = parked(a), parked(c)
+    try:
+        b.send(b"x")
+        assert wait_for(lambda: _readable_now(a))
+        before = time.monotonic()
+        assert _readable([landed, quiet], 0.0) == [landed]
+        assert landed.unseen == 0.0  # the previous miss stands
+        assert quiet.unseen >= before  # missed now
+        missed = quiet.unseen
+        assert _readable([quiet], 0.01) == []
+        assert quiet.unseen > missed  # a look that waited in vain is a miss too
+
+        def lands_during_the_wait(by_fd: Any, timeout: float) -> Any:
+            if timeout:
+                sent.append(time.monotonic())
+                d.send(b"x")
+            return look(by_fd, timeout)
+
+        sent: list[float] = []
+        look = background._look
+        monkeypatch.setattr(background, "_look", lands_during_the_wait)
+        assert _readable([quiet], 10.0) == [quiet]
+        assert quiet.unseen >= sent[0]  # seen during the wait: it landed just now
+        missed = landed.unseen
+        assert _readable([landed], 10.0) == [landed]  # there at once: as with no wait
+        assert landed.unseen == missed
+    finally:
+        for sock in (a, b, c, d):
+            sock.close()
+
+
 @pytest.mark.parametrize(
     ("buffered", "expected"),
     [

@@ -245,10 +245,16 @@ def _socket_of(stream: SyncDrainStream) -> Any:
 
 def _readable(entries: list[_Parked], timeout: float) -> list[_Parked]:
     """The entries whose socket is readable (or closed) within ``timeout`` seconds: one
-    ``poll`` for all of them (``select`` where there is no ``poll``: Windows, gevent). A poll
-    object per call: two threads may look at once. If the look itself fails, every entry
-    counts as readable: ending a drain finds out what is there, and waits on a worker if it
-    must."""
+    ``poll`` for all of them (``select`` where there is no ``poll``: Windows, gevent), and a
+    second one that waits if the first found none. A poll object per call: two threads may
+    look at once. If the look itself fails, every entry counts as readable: ending a drain
+    finds out what is there, and waits on a worker if it must.
+
+    Each entry's ``unseen`` brackets when its end landed, since a drain that ends takes the
+    midpoint of its last miss and the look that saw it as the time it waited, which is what
+    the handover expects of the next one: a miss moves ``unseen`` on; bytes seen at once
+    landed after the previous miss; bytes seen during a wait landed just now.
+    """
     by_fd: dict[int, _Parked] = {}
     closed: list[_Parked] = []
     for entry in entries:
@@ -260,22 +266,28 @@ def _readable(entries: list[_Parked], timeout: float) -> list[_Parked]:
             closed.append(entry)  # closed under us: ending it finds out what happened
         else:
             by_fd[fd] = entry
-    if closed:
-        timeout = 0.0
     try:
-        if hasattr(select, "poll"):
-            poller = select.poll()
-            for fd in by_fd:
-                poller.register(fd, select.POLLIN)
-            fds = [fd for fd, _events in poller.poll(math.ceil(timeout * 1000))]
-        else:
-            fds = select.select(list(by_fd), [], [], timeout)[0] if by_fd else []
+        fds = _look(by_fd, 0.0)
+        waited = not fds and not closed and timeout > 0
+        if waited:
+            fds = _look(by_fd, timeout)
     except (OSError, ValueError):  # e.g. a descriptor past select()'s limit
         return closed + list(by_fd.values())
     now = time.monotonic()
-    for entry in by_fd.values():
-        entry.unseen = now
+    ready = set(fds)
+    for fd, entry in by_fd.items():
+        if waited or fd not in ready:
+            entry.unseen = now
     return closed + [by_fd[fd] for fd in fds]
+
+
+def _look(by_fd: dict[int, _Parked], timeout: float) -> list[int]:
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        for fd in by_fd:
+            poller.register(fd, select.POLLIN)
+        return [fd for fd, _events in poller.poll(math.ceil(timeout * 1000))]
+    return select.select(list(by_fd), [], [], timeout)[0] if by_fd else []
 
 
 def _learn(linger: Linger, handover: Handover, origin: str, waited: float | None) -> None:

@@ -324,19 +324,16 @@ class Handover:
     drain that never reached it makes the origin unpredictable until one does again.
 
     The window is what a new connection to the origin costs (a moving average of the first
-    connection the transport opened to it and of those opened while drains were pending), at
-    least ``min_window``
-    and at most ``max_window``; ``window`` until one has been seen. Waiting no longer than the
-    alternative costs means a wrong guess (the end does not come) costs a request at most
-    twice what it would have without us. The floor is for loopback and LAN connections, which
-    cost less than the jitter of a terminator's arrival: without it, requests that just miss a
-    drain's end open connections past ``ceil(D / t) + 2``.
+    connection the transport opened to it and of those opened while drains were pending),
+    between ``min_window`` and ``max_window``; ``window`` until one has been seen. Waiting no
+    longer than the alternative costs means a wrong guess (the end does not come) costs a
+    request at most twice what it would have without us.
     """
 
     MAX_ORIGINS = _Averages.MAX_ORIGINS
 
     def __init__(
-        self, window: float = 0.002, max_window: float = 0.1, min_window: float = 0.002
+        self, window: float = 0.002, max_window: float = 0.1, min_window: float = 0.0
     ) -> None:
         self.window = window
         self.max_window = max_window
