@@ -11,12 +11,18 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+# httpx imports httpcore only when a transport is built. Imported here, before any test, the
+# cores outlive test_plugin's in-process inner runs (pytester restores sys.modules after each):
+# a core first imported inside one would be imported anew after it, and exceptions raised by
+# connections of the old copy would no longer match the new copy's classes.
+import httpcore  # noqa: F401
 import httpx
 import pytest
 
 import httpx_drain
 
 try:
+    import httpcore2  # noqa: F401
     import httpx2
 
     import httpx_drain.httpx2 as drain2

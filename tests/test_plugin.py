@@ -6,7 +6,6 @@ import contextlib
 import re
 from pathlib import Path
 
-import httpcore  # noqa: F401 - imported here, it is shared by the in-process inner runs
 import httpx
 import pytest
 
