@@ -839,15 +839,23 @@ def test_a_look_brackets_when_each_parked_drain_saw_its_end(
 
 
 @pytest.mark.parametrize(
-    ("buffered", "expected"),
+    ("consumed", "buffered", "expected"),
     [
-        (b"\r\n", False),  # the CRLF that ends the last chunk: the end is still to come
-        (b"\r\n0\r\n\r\n", True),  # the terminator
-        (b"\r\nzz\r\n", True),  # bytes h11 rejects: a drain fails at once, with no wait
+        (b"", b"\r\n", False),  # the CRLF that ends the last chunk: the end is still to come
+        (b"", b"\r", False),  # part of it
+        (b"", b"\r\n0\r\n\r\n", True),  # the terminator
+        (b"\r\n", b"0\r\n\r\n", True),  # ... once h11 has consumed the CRLF
+        (b"\r", b"\n0\r\n\r\n", True),  # ... or part of it
+        (b"", b"\r\n0\r\n", False),  # the last chunk, its empty trailer to come
+        (b"", b"\r\n0;x=1\r\n\r\n", True),  # a chunk extension (h11's reader decides)
+        (b"", b"\r\n0\r\nx-t: 1\r\n\r\n", True),  # a trailer
+        (b"", b"\r\n0\r\nx-t: 1\r\n", False),  # part of one
+        (b"", b"\r\nzz\r\n", True),  # bytes h11 rejects: a drain fails at once, with no wait
+        (b"", b"\n\r0\r\n\r\n", True),  # a malformed chunk footer, rejected too
     ],
 )
 def test_what_h11_holds_decides_whether_the_end_is_buffered(
-    buffered: bytes, expected: bool
+    consumed: bytes, buffered: bytes, expected: bool
 ) -> None:
     import types
 
@@ -861,6 +869,9 @@ def test_what_h11_holds_decides_whether_the_end_is_buffered(
     conn.receive_data(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello")
     assert isinstance(conn.next_event(), h11.Response)
     assert isinstance(conn.next_event(), h11.Data)
+    if consumed:
+        conn.receive_data(consumed)
+        assert conn.next_event() is h11.NEED_DATA
     conn.receive_data(buffered)
     inner = types.SimpleNamespace(
         _httpcore_stream=types.SimpleNamespace(

@@ -34,6 +34,9 @@ __all__ = ["end_is_buffered", "has_leftover_bytes"]
 #: 16 µs a close, most of it allocating the 64 KiB). A longer rest goes to a worker.
 PEEK_BYTES = 4096
 
+#: The last chunk and an empty trailer: the end of a chunked body.
+_TERMINATOR = b"0\r\n\r\n"
+
 
 def _h11_connection(inner_stream: Any) -> Any:
     return inner_stream._httpcore_stream._stream._connection._h11_state
@@ -76,18 +79,20 @@ def _reaches_end(connection: Any, data: bytes) -> bool:
     reader = connection._reader
     if reader is None:
         return False
-    if type(reader) is _CHUNKED_READER and (
-        not data
-        or (
-            data == reader._bytes_to_discard
-            and not reader._bytes_in_chunk
-            and not reader._reading_trailer
-        )
-    ):
-        # The common cases after an early close: nothing buffered, or only the CRLF that ends
-        # the last chunk read; neither can end a chunked body (a Content-Length body whose
-        # bytes are all read can).
-        return False
+    if type(reader) is _CHUNKED_READER:
+        if not data:
+            return False  # nothing buffered cannot end a chunked body (a Content-Length can)
+        if not reader._bytes_in_chunk and not reader._reading_trailer:
+            # Between chunks, the common cases after an early close: only what is left of the
+            # CRLF that ends the last chunk read (not the end yet), or that and the bare
+            # terminator (the end). Both are decided here, without running h11's reader on
+            # copies (which costs more than the rest of a close).
+            rest = data.removeprefix(reader._bytes_to_discard)
+            if len(rest) < len(data) or not reader._bytes_to_discard:
+                if not rest:
+                    return False
+                if rest == _TERMINATOR:
+                    return True
     reader = _copy(reader)
     buffer = type(connection._receive_buffer)()
     buffer += data
