@@ -327,13 +327,15 @@ class Handover:
     connection the transport opened to it and of those opened while drains were pending),
     between ``min_window`` and ``max_window``; ``window`` until one has been seen. Waiting no
     longer than the alternative costs means a wrong guess (the end does not come) costs a
-    request at most twice what it would have without us.
+    request at most twice what it would have without us. The floor is for loopback and LAN
+    connections, which cost less than the scheduling jitter of a busy machine: a terminator
+    sent microseconds after the last event may reach the socket a millisecond or two late.
     """
 
     MAX_ORIGINS = _Averages.MAX_ORIGINS
 
     def __init__(
-        self, window: float = 0.002, max_window: float = 0.1, min_window: float = 0.0
+        self, window: float = 0.002, max_window: float = 0.1, min_window: float = 0.002
     ) -> None:
         self.window = window
         self.max_window = max_window
