@@ -140,25 +140,25 @@ def measure(
             samples[config].append(row)
             return row
 
+        def bracketed(config: tuple[str, float], previous: dict[str, Any]) -> dict[str, Any]:
+            """Run ``config`` then bare at D = 0; record its ratio; return that bare run."""
+            row = sample(config)
+            following = sample(base)
+            bracket = (previous["median_ms"] + following["median_ms"]) / 2
+            ratios[config].append(row["median_ms"] / bracket)
+            return following
+
         order = list(others)
         for _ in range(rounds):
             previous = sample(base)
             for config in order:
-                row = sample(config)
-                following = sample(base)
-                bracket = (previous["median_ms"] + following["median_ms"]) / 2
-                ratios[config].append(row["median_ms"] / bracket)
-                previous = following
+                previous = bracketed(config, previous)
             order.append(order.pop(0))  # no client always runs first, or right after another
         if extra_rounds:
             previous = sample(base)
             for _ in range(extra_rounds):
                 for config in TARGET:
-                    row = sample(config)
-                    following = sample(base)
-                    bracket = (previous["median_ms"] + following["median_ms"]) / 2
-                    ratios[config].append(row["median_ms"] / bracket)
-                    previous = following
+                    previous = bracketed(config, previous)
     rows = []
     for config in configs:
         runs = samples[config]

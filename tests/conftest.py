@@ -131,3 +131,20 @@ def tasks() -> int:
 
         # The root task holds the system nursery, where our drains run on trio.
         return count(trio.lowlevel.current_root_task())
+
+
+def h11_after_first_chunk(consumed: bytes = b"") -> Any:
+    """A client ``h11.Connection`` that has read a chunked response's first chunk, and then
+    ``consumed`` (part of that chunk's CRLF), as a stream closed early leaves it."""
+    import h11
+
+    conn = h11.Connection(h11.CLIENT)
+    conn.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+    conn.send(h11.EndOfMessage())
+    conn.receive_data(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello")
+    assert isinstance(conn.next_event(), h11.Response)
+    assert isinstance(conn.next_event(), h11.Data)
+    if consumed:
+        conn.receive_data(consumed)
+        assert conn.next_event() is h11.NEED_DATA
+    return conn

@@ -29,7 +29,7 @@ from httpx_drain.testing import (
     WaitFor,
 )
 
-from .conftest import Flavour, open_fds, wait_for
+from .conftest import Flavour, h11_after_first_chunk, open_fds, wait_for
 
 EVENT = b'data: {"n": 1}\n\n'
 DONE = b"data: [DONE]\n\n"
@@ -859,19 +859,9 @@ def test_what_h11_holds_decides_whether_the_end_is_buffered(
 ) -> None:
     import types
 
-    import h11
-
     from httpx_drain._h11 import end_is_buffered
 
-    conn = h11.Connection(h11.CLIENT)
-    conn.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
-    conn.send(h11.EndOfMessage())
-    conn.receive_data(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello")
-    assert isinstance(conn.next_event(), h11.Response)
-    assert isinstance(conn.next_event(), h11.Data)
-    if consumed:
-        conn.receive_data(consumed)
-        assert conn.next_event() is h11.NEED_DATA
+    conn = h11_after_first_chunk(consumed)
     conn.receive_data(buffered)
     inner = types.SimpleNamespace(
         _httpcore_stream=types.SimpleNamespace(

@@ -27,7 +27,7 @@ from httpx_drain import IncompleteStream, _streams
 from httpx_drain._policy import DECISION_HEADERS, select_headers
 from httpx_drain.testing import Chunk, Fin, Pause, RawServer, Scenario, Terminator
 
-from .conftest import wait_for
+from .conftest import h11_after_first_chunk, wait_for
 
 DEADLINE = 1.0  # seconds of the fake clock
 MAX_BYTES = 40
@@ -481,23 +481,6 @@ def test_selected_headers_answer_as_httpx_headers_do(headers: list[tuple[str, st
 _TAIL_PIECES = [b"\r", b"\n", b"\r\n", b"0", b"5", b"0\r\n", b"0\r\n\r\n", b";x=1", b"x-t: 1\r\n"]
 
 
-def _simulated_end(connection: Any, data: bytes) -> bool:
-    """The general answer: h11's reader run on copies, with no shortcut."""
-    import h11
-
-    from httpx_drain._h11 import _copy
-
-    reader = _copy(connection._reader)
-    buffer = type(connection._receive_buffer)()
-    buffer += data
-    while True:
-        event = reader(buffer)
-        if event is None:
-            return False
-        if isinstance(event, h11.EndOfMessage):
-            return True
-
-
 @given(
     consumed=st.sampled_from([b"", b"\r", b"\r\n"]),
     pieces=st.lists(st.sampled_from(_TAIL_PIECES), max_size=6),
@@ -509,20 +492,12 @@ def test_the_shortcuts_for_a_buffered_end_agree_with_h11(
     # terminator after it) by comparing bytes: it must answer as h11's own reader would.
     import h11
 
-    from httpx_drain._h11 import _reaches_end
+    from httpx_drain._h11 import _reaches_end, _run_reader
 
-    conn = h11.Connection(h11.CLIENT)
-    conn.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
-    conn.send(h11.EndOfMessage())
-    conn.receive_data(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello")
-    assert isinstance(conn.next_event(), h11.Response)
-    assert isinstance(conn.next_event(), h11.Data)
-    if consumed:
-        conn.receive_data(consumed)
-        assert conn.next_event() is h11.NEED_DATA
+    conn = h11_after_first_chunk(consumed)
     data = b"".join(pieces)
     try:
-        expected: bool | None = _simulated_end(conn, data)
+        expected: bool | None = _run_reader(conn, data)
     except h11.ProtocolError:
         expected = None  # end_is_buffered answers True for those, whatever _reaches_end does
     try:

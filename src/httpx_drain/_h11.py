@@ -87,13 +87,20 @@ def _reaches_end(connection: Any, data: bytes) -> bool:
             # CRLF that ends the last chunk read (not the end yet), or that and the bare
             # terminator (the end). Both are decided here, without running h11's reader on
             # copies (which costs more than the rest of a close).
-            rest = data.removeprefix(reader._bytes_to_discard)
-            if len(rest) < len(data) or not reader._bytes_to_discard:
+            discard = reader._bytes_to_discard
+            if data.startswith(discard):
+                rest = data[len(discard) :]
                 if not rest:
                     return False
                 if rest == _TERMINATOR:
                     return True
-    reader = _copy(reader)
+    return _run_reader(connection, data)
+
+
+def _run_reader(connection: Any, data: bytes) -> bool:
+    """Whether h11's reader, run on copies of its state and of ``data``, reaches the end of
+    the message (raises what h11 raises for bytes it rejects)."""
+    reader = _copy(connection._reader)
     buffer = type(connection._receive_buffer)()
     buffer += data
     while True:
