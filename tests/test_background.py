@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import gc
 import ssl
 import threading
@@ -911,3 +912,77 @@ def test_a_look_that_fails_counts_every_parked_drain_as_readable(
     finally:
         a.close()
         b.close()
+
+
+def _held_then_whole(release: Gate) -> Any:
+    """The first request's terminator waits for ``release``; every later response is whole."""
+    scenarios = iter([held(release)])
+    whole = Scenario(steps=(Chunk(EVENT), Chunk(DONE, terminator=True)))
+    return lambda _request: next(scenarios, whole)
+
+
+def test_a_runner_after_fork_closes_the_parents_drains_unread(
+    no_leaks: None, flavour: Flavour
+) -> None:
+    # What the child of a fork() runs (called here in one process, where coverage sees it):
+    # the parked drain's socket is the parent's too, so the child must not read it, nor wait
+    # for a watcher thread it does not have.
+    release = Gate()
+    with RawServer(_held_then_whole(release)) as server:
+        transport = flavour.DrainTransport(deadline=30)
+        with flavour.lib.Client(transport=transport) as client:
+            stop_at_done(client, server.url)
+            runner = transport._runner
+            [entry] = runner._parked
+            runner._after_fork()
+            transport.stats._after_fork()
+            assert (runner._parked, runner._live, runner._watcher) == ({}, set(), None)
+            stop_at_done(client, server.url)  # the inherited connection is closed, unread
+            assert entry.sock.fileno() == -1
+            assert transport.stats.connections_kept == 1  # the second response's, not the first
+            release.set()
+        assert server.facts.connection_count == 2
+    # Here the parent's watcher is still alive; it finds nothing to watch and ends.
+    assert wait_for(lambda: drain_threads() == [])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX")
+@pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning")  # 3.12+
+def test_a_child_of_fork_leaves_the_parents_drain_alone(flavour: Flavour) -> None:
+    # The child uses the client and closes it (it used to wait for ever for a drain only
+    # the parent's watcher could end); the parent's drain still gets its terminator, which
+    # the child never read, and keeps its connection.
+    release = Gate()
+    with RawServer(_held_then_whole(release)) as server:
+        transport = flavour.DrainTransport(deadline=30)
+        with flavour.lib.Client(transport=transport) as client:
+            stop_at_done(client, server.url)
+            assert [t.name for t in drain_threads()] == [WATCHER]
+            with transport._runner._lock:  # held at the fork, as the watcher may hold it
+                pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child: coverage does not follow it
+                code = 1
+                try:
+                    stop_at_done(client, server.url)
+                    client.close()
+                    code = 0 if drain_threads() == [] else 2
+                finally:
+                    os._exit(code)
+            assert _exit_code(pid, timeout=30) == 0
+            release.set()
+            assert wait_for(lambda: transport.stats.connections_kept == 1)
+            stop_at_done(client, server.url)
+        assert server.facts.connection_count == 2  # the parent's, reused, and the child's
+
+
+def _exit_code(pid: int, timeout: float) -> int | None:
+    """The child's exit code, or None (and the child killed) if it has not exited in time."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return None

@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from . import _fork
 from ._policy import Handover, Linger, Outcome
 from ._pool import has_available_connection
+from ._stats import logger
 from ._streams import Tail, origin_of
 
 if TYPE_CHECKING:
@@ -339,9 +341,36 @@ class SyncBackgroundRunner(SyncRunner):
         self._watcher: threading.Thread | None = None
         self._closing = False
         self._last_request = 0.0
+        # Streams a worker drains (set operations are atomic: no lock), and streams whose
+        # drains a parent process began (see _after_fork).
+        self._working: set[SyncDrainStream] = set()
+        self._orphans: list[SyncDrainStream] = []
+        _fork.register(self)
+
+    def _after_fork(self) -> None:
+        """In a child of ``fork()``: start afresh. The watcher and the workers did not come
+        along (a lock one of them held would stay held), and each drain in flight reads a
+        socket the parent still reads: the child closes its copies of those connections,
+        unread, at its next request or close. Not here: that takes httpcore's pool lock."""
+        self._orphans += [entry.stream for entry in self._live] + list(self._working)
+        self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
+        closed, self._slots = self._slots.closed, _Slots(self._max_pending, self._stats)
+        self._slots.closed = closed
+        self._waiting = _Waiting()
+        self._parked, self._live, self._working = {}, set(), set()
+        self._watcher = self._executor = None
+
+    def _drop_orphans(self) -> None:
+        orphans, self._orphans = self._orphans, []
+        for stream in orphans:
+            stream.abort()
+        logger.debug("closed %d connections a parent process was draining", len(orphans))
 
     def before_request(self, url: Any, transport: Any) -> Callable[[float], None] | None:
         self._last_request = time.monotonic()
+        if self._orphans:
+            self._drop_orphans()
         if self._parked:
             self._end_arrived()
         found = _handover(self._waiting, url, transport, self._handover)
@@ -528,6 +557,7 @@ class SyncBackgroundRunner(SyncRunner):
                     waited = time.monotonic() - waiting_since[0] if kept else None
                     _learn(self._linger, self._handover, origin, waited)
             finally:
+                self._working.discard(stream)
                 self._waiting.remove(origin, done)
                 self._slots.release()
                 done.set()
@@ -540,12 +570,15 @@ class SyncBackgroundRunner(SyncRunner):
         # from now, so that a request sent right after this close() can wait for it.
         if handoff is None:
             waiting()
+        self._working.add(stream)
         executor.submit(job)
         if handoff is not None:
             handoff.wait(stream.deadline)
         self._linger_for(origin, done)
 
     def close(self) -> None:
+        if self._orphans:
+            self._drop_orphans()
         with self._lock:
             self._slots.closed = True
             self._closing = True

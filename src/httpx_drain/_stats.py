@@ -6,6 +6,7 @@ import logging
 import threading
 from dataclasses import dataclass, fields
 
+from . import _fork
 from ._policy import DrainResult, Outcome, Skip
 
 __all__ = ["DrainStats", "StatsSnapshot", "logger"]
@@ -74,6 +75,12 @@ class DrainStats:
         # response: ``+=`` on an attribute is not atomic, so one lock guards every counter.
         self._lock = threading.Lock()
         self._counts = dict.fromkeys((f.name for f in fields(StatsSnapshot)), 0)
+        _fork.register(self)
+
+    def _after_fork(self) -> None:
+        # A thread of the parent may have held the lock at the fork: the child's counters
+        # start from the parent's, under a lock of their own.
+        self._lock = threading.Lock()
 
     def snapshot(self) -> StatsSnapshot:
         """A consistent copy of all counters."""
