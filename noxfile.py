@@ -27,7 +27,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package."""
+    """mypy --strict on the package and the benchmarks."""
     session.install("-e", ".[test]", "mypy")
     session.run("mypy")
 

@@ -36,6 +36,7 @@ from . import (
     bench_sse,
 )
 from ._plot import plot
+from ._servers import CertificateAuthority
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -124,7 +125,7 @@ def run_modes(sizes: Sizes) -> list[dict[str, Any]]:
         extra_rounds=sizes.modes_extra_rounds,
     )
     if sizes.tls:
-        tls = bench_modes.CertificateAuthority()
+        tls = CertificateAuthority()
         rows += bench_modes.measure(sizes.requests, tls=tls, rounds=sizes.modes_rounds)
     bench_modes.print_rows(rows, sizes.requests)
     return rows

@@ -67,7 +67,7 @@ def sdk_client(sdk: Any, url: str, kind: str, *, verify: Any = True, **transport
         http_client = sdk.DefaultHttpxClient(verify=verify)
     else:
         http_client = sdk.DefaultHttpxClient(
-            transport=DrainTransport(mode=kind, verify=verify, **transport)
+            transport=DrainTransport(mode=kind, verify=verify, **transport)  # type: ignore[arg-type]
         )
     if sdk.__name__ == "openai":
         return sdk.OpenAI(

@@ -67,6 +67,7 @@ def _task_count() -> int:
         import trio
 
         root = trio.lowlevel.current_root_task()
+        assert root is not None
         return sum(len(nursery.child_tasks) for nursery in root.child_nurseries)
 
 
@@ -120,7 +121,7 @@ def run_async(lib: Any, drain: Any, server: ServerProcess, n: int, backend: str)
             "tasks": tasks1 - tasks0,
         }
 
-    return anyio.run(main, backend=backend)  # type: ignore[no-any-return]
+    return anyio.run(main, backend=backend)
 
 
 def measure(drains: int) -> list[dict[str, Any]]:

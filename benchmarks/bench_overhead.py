@@ -26,6 +26,7 @@ the ratio of the minima.
 
 from __future__ import annotations
 
+import functools
 import gc
 import time
 from collections.abc import Callable, Iterator
@@ -85,7 +86,7 @@ def _parse_transport(lib: Any, core: Any, reads: list[bytes]) -> Any:
 
 
 def _memory_transport(lib: Any, chunks: int) -> Any:
-    class Body(lib.SyncByteStream):  # type: ignore[misc,name-defined]
+    class Body(lib.SyncByteStream):  # type: ignore[misc]
         def __iter__(self) -> Iterator[bytes]:
             return iter([EVENT] * chunks)
 
@@ -148,7 +149,7 @@ def measure(mib: int, repeat: int, sources: tuple[str, ...] = SOURCES) -> list[d
                     order.append(order.pop(0))
                     for label in order:
                         client = clients[label]
-                        times[label].append(_cpu(lambda c=client, u=url: _read_all(c, u), size))
+                        times[label].append(_cpu(functools.partial(_read_all, client, url), size))
                 for client in clients.values():
                     client.close()
                 rows += _rows(name, source, mib, chunks, repeat, times)

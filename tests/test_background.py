@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import gc
+import os
 import ssl
 import threading
 import time
