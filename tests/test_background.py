@@ -986,3 +986,31 @@ def _exit_code(pid: int, timeout: float) -> int | None:
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     return None
+
+
+def test_after_fork_hooks_run_for_every_live_object_and_survive_a_failing_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import weakref
+
+    from httpx_drain import _fork
+
+    calls: list[str] = []
+
+    class Hook:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def _after_fork(self) -> None:
+            calls.append(self.name)
+            if self.name == "failing":
+                raise RuntimeError("a hook that fails")
+
+    monkeypatch.setattr(_fork, "_objects", weakref.WeakSet())
+    hooks = [Hook("failing"), Hook("other")]
+    for hook in hooks:
+        _fork.register(hook)
+    _fork.register(Hook("gone"))  # collected at once: never called
+    gc.collect()
+    _fork._in_child()
+    assert sorted(calls) == ["failing", "other"]
