@@ -362,7 +362,8 @@ class SyncBackgroundRunner(SyncRunner):
         self._watcher = self._executor = None
 
     def _drop_orphans(self) -> None:
-        orphans, self._orphans = self._orphans, []
+        with self._lock:  # the child's threads may race here: each orphan is closed once
+            orphans, self._orphans = self._orphans, []
         for stream in orphans:
             stream.abort()
         logger.debug("closed %d connections a parent process was draining", len(orphans))
