@@ -234,6 +234,20 @@ def stats_add_up(stats: Any) -> bool:
     return bool(stats.drains_started == ended)
 
 
+def eof_landed(transport: Any) -> bool:
+    """Whether the server's FIN has reached every pooled connection's socket.
+
+    The server has closed its side a moment before; on a loaded machine the kernel may not
+    have delivered the FIN yet, and a request sent then would take the connection, which
+    httpcore drops only once its socket reads as readable.
+    """
+    for connection in transport.transport._pool.connections:
+        stream = getattr(getattr(connection, "_connection", None), "_network_stream", None)
+        if stream is None or not stream.get_extra_info("is_readable"):
+            return False
+    return True
+
+
 def stop_here(fault: Fault, seen: list[bytes]) -> bool:
     if fault.stop_after is not None:
         return len(seen) >= fault.stop_after
@@ -268,6 +282,7 @@ def exercise_sync(flavour: Flavour, fault: Fault, mode: str, server: RawServer) 
         assert wait_for(lambda: transport.stats.connections_kept == 1)
         if fault.follow_up == "fresh":
             assert server.facts.wait_for_closed(1, 10)
+            assert wait_for(lambda: eof_landed(transport))
         with client.stream("POST", server.url, content=b"{}") as response:
             for chunk in response.iter_raw():
                 out.follow_up.append(chunk)
@@ -307,6 +322,9 @@ async def exercise_async(flavour: Flavour, fault: Fault, mode: str, server: RawS
                 await anyio.sleep(0.002)
         if fault.follow_up == "fresh":
             assert await server.facts.wait_for_closed_async(1, 10)
+            with anyio.fail_after(10):
+                while not eof_landed(transport):
+                    await anyio.sleep(0.002)
         async with client.stream("POST", server.url, content=b"{}") as response:
             async with aclosing(response.aiter_raw()) as chunks:
                 async for chunk in chunks:
