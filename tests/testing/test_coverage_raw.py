@@ -234,6 +234,39 @@ async def test_async_errors_are_all_reported_at_exit() -> None:
     assert isinstance(caught.value.__cause__, ValueError)
 
 
+def test_keep_alive_timeout_starts_after_a_response() -> None:
+    # A fresh connection is not idle: a client slower than the keep-alive timeout to send its
+    # first request (a loaded machine, a TLS handshake) still gets its response.
+    scenario = Scenario(steps=[Chunk(b"x")], keep_alive_timeout=0.05)
+    with RawServer(scenario) as srv, socket.create_connection(("127.0.0.1", srv.port)) as sock:
+        sock.settimeout(0.5)
+        with pytest.raises(TimeoutError):  # ten timeouts without a request: still open
+            sock.recv(1)
+        sock.settimeout(TIMEOUT)
+        sock.sendall(request_bytes())
+        received = b""
+        while chunk := sock.recv(4096):  # the response, then the close once idle after it
+            received += chunk
+        assert received.endswith(b"1\r\nx\r\n0\r\n\r\n")
+        assert srv.facts.wait_for_closed(1, TIMEOUT)
+        assert srv.facts.responses_completed == 1
+
+
+@pytest.mark.anyio
+async def test_async_keep_alive_timeout_starts_after_a_response() -> None:
+    scenario = Scenario(steps=[Chunk(b"x")], keep_alive_timeout=0.05)
+    async with AsyncRawServer(scenario) as srv:
+        async with await anyio.connect_tcp("127.0.0.1", srv.port) as stream:
+            with anyio.move_on_after(0.5):  # ten timeouts without a request: still open
+                await stream.receive()
+                pytest.fail("the server sent or closed before any request")
+            await stream.send(request_bytes())
+            with anyio.fail_after(TIMEOUT), contextlib.suppress(anyio.EndOfStream):
+                while True:  # the response, then the close once idle after it
+                    await stream.receive()
+        assert (srv.facts.responses_completed, srv.facts.closed_count) == (1, 1)
+
+
 @pytest.mark.anyio
 async def test_async_keep_alive_timeout_closes_an_idle_connection() -> None:
     scenario = Scenario(steps=[Chunk(b"x")], keep_alive_timeout=0.05)

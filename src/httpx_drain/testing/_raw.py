@@ -16,7 +16,7 @@ import h11
 
 from ._base import AsyncServing, ThreadedServing, listening_socket
 from ._gate import Gate
-from ._scenario import RequestInfo, Scenario, ScenarioSource, resolve
+from ._scenario import RequestInfo, ScenarioSource, resolve
 from ._wire import Close, Open, Plan, Repeat, RequestParser, Send, Sleep, Wait, plan
 
 try:
@@ -55,11 +55,6 @@ def _end(sock: socket.socket, *, reset: bool) -> None:
     except OSError:
         pass  # already reset by the peer
     sock.close()
-
-
-def _scenario_keep_alive(source: ScenarioSource) -> float | None:
-    # Before the first request only a fixed scenario knows its keep-alive timeout.
-    return source.keep_alive_timeout if isinstance(source, Scenario) else None
 
 
 # Threaded server.
@@ -233,7 +228,9 @@ class RawServer(ThreadedServing):
             self.facts.connection_closed(conn.index)
 
     def _converse(self, conn: _Connection) -> None:
-        timeout = _scenario_keep_alive(self._source)
+        # No idle limit before the first request: keep_alive_timeout counts from a response
+        # (a fresh connection closed before a slow client sends would fail its request).
+        timeout: float | None = None
         served = 0
         while True:
             parsed = self._read_request(conn, served, timeout)
@@ -470,7 +467,7 @@ class AsyncRawServer(AsyncServing):
             self.facts.connection_closed(conn.index)
 
     async def _converse(self, conn: _AsyncConnection) -> None:
-        timeout = _scenario_keep_alive(self._source)
+        timeout: float | None = None  # as in the sync server: the limit starts after a response
         served = 0
         while True:
             parsed = await self._read_request(conn, served, timeout)
