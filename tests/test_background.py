@@ -393,27 +393,28 @@ def test_the_next_request_ends_a_parked_drain_whose_end_has_landed(flavour: Flav
     release, sent, scenario = _gated_terminators(3)
     with RawServer(scenario) as server:
         transport = flavour.DrainTransport(deadline=30)
-        with flavour.lib.Client(transport=transport) as client:
-            runner = transport._runner
+        runner = transport._runner
+        # Busy from the start: a watcher that once saw the transport quiet (a slow request
+        # on a loaded machine) could be in a look of its own when the terminators land.
+        with flavour.lib.Client(transport=transport) as client, _busy(runner):
             stop_at_done(client, server.url)
             stop_at_done(client, server.url)  # the first is not done: a second connection
-            with _busy(runner):
-                release[0].set()
-                release[1].set()
-                assert sent[0].wait(10)
-                assert sent[1].wait(10)
-                socks = [e.sock for e in runner._parked]
-                assert wait_for(lambda: all(_readable_now(s) for s in socks))
-                assert transport.stats.connections_kept == 0  # nobody looked yet
-                ended_by = []
-                original = runner._end
+            release[0].set()
+            release[1].set()
+            assert sent[0].wait(10)
+            assert sent[1].wait(10)
+            socks = [e.sock for e in runner._parked]
+            assert wait_for(lambda: all(_readable_now(s) for s in socks))
+            assert transport.stats.connections_kept == 0  # nobody looked yet
+            ended_by = []
+            original = runner._end
 
-                def end(entry: Any) -> None:
-                    ended_by.append(threading.current_thread())
-                    original(entry)
+            def end(entry: Any) -> None:
+                ended_by.append(threading.current_thread())
+                original(entry)
 
-                runner._end = end
-                stop_at_done(client, server.url)
+            runner._end = end
+            stop_at_done(client, server.url)
             assert ended_by == [threading.current_thread()] * 2
             assert transport.stats.connections_kept == 2
             release[2].set()
