@@ -162,7 +162,8 @@ class Scenario:
     from the Chunk/Split/Trickle payloads unless ``headers`` already has one, which is then
     sent as given) or ``"eof"`` (no length: the body ends when the server closes).
     ``connection_close`` sends ``Connection: close`` and closes after the response.
-    ``keep_alive_timeout`` closes a connection left idle this long after a response.
+    ``keep_alive_timeout`` closes a connection left idle this long after a response (the
+    hypercorn servers also close a new connection that sends no request that long).
     """
 
     steps: Sequence[Step] = ()
