@@ -113,17 +113,20 @@ def test_drains_after_close_are_refused(flavour: Flavour) -> None:
 def test_close_waits_for_nothing_when_the_terminator_is_buffered(flavour: Flavour) -> None:
     # In the background mode the caller still consumes a terminator already sent, so the
     # next request reuses the connection even though it follows at once.
-    sent = [Gate() for _ in range(5)]
+    go, sent = [Gate() for _ in range(5)], [Gate() for _ in range(5)]
     scenarios = iter(
-        Scenario(steps=(Chunk(EVENT), Chunk(DONE), Terminator(), Signal(s))) for s in sent
+        Scenario(steps=(Chunk(EVENT), WaitFor(g), Chunk(DONE), Terminator(), Signal(s)))
+        for g, s in zip(go, sent, strict=True)
     )
     with RawServer(lambda _r: next(scenarios)) as server:
         transport = flavour.DrainTransport()
         with flavour.lib.Client(transport=transport) as client:
-            for s in sent:
+            for g, s in zip(go, sent, strict=True):
                 with client.stream("GET", server.url) as response:
                     next(response.iter_raw())
-                    assert s.wait(10)  # the whole response is on its way before we close
+                    g.set()
+                    assert s.wait(10)  # the rest of the response is sent
+                    assert landed(response)  # and in our socket, before we close
         assert server.facts.connection_count == 1
 
 
@@ -359,7 +362,8 @@ def test_an_end_already_buffered_is_drained_without_a_worker(
                         if DONE in chunk:
                             if where == "kernel":
                                 release[i].set()
-                                assert sent[i].wait(10)  # the terminator is in our socket
+                                assert sent[i].wait(10)
+                                assert landed(response)  # the terminator is in our socket
                             break  # httpx2 closes the response here, httpx on leaving "with"
                 stats = transport.stats.snapshot()
                 assert (stats.connections_kept, stats.drains_buffered) == (i + 1, i + 1)
@@ -420,6 +424,13 @@ def test_the_next_request_ends_a_parked_drain_whose_end_has_landed(flavour: Flav
             release[2].set()
             assert worker_threads() == []
         assert server.facts.connection_count == 2
+
+
+def landed(response: Any) -> bool:
+    """Wait until bytes the server sent are in the response's socket: on a loaded machine
+    the kernel may deliver them a moment after the server's ``sendall()`` returned."""
+    sock = response.extensions["network_stream"].get_extra_info("socket")
+    return wait_for(lambda: _readable_now(sock))
 
 
 def _readable_now(sock: Any) -> bool:
