@@ -87,7 +87,8 @@ def test_max_pending_bounds_drains_in_flight(no_leaks: None, flavour: Flavour) -
 def test_client_close_finishes_pending_drains(no_leaks: None, flavour: Flavour) -> None:
     release = Gate()
     with RawServer(held(release)) as server:
-        transport = flavour.DrainTransport(deadline=0.3)
+        # Long enough for three requests on a loaded machine, short for the test's wait.
+        transport = flavour.DrainTransport(deadline=2.0)
         client = flavour.lib.Client(transport=transport)
         for _ in range(3):
             stop_at_done(client, server.url)
@@ -168,7 +169,7 @@ def test_event_loop_closed_with_drains_pending(flavour: Flavour, library: str) -
 async def test_async_max_pending_and_aclose(flavour: Flavour) -> None:
     release = Gate()
     with RawServer(held(release)) as server:
-        transport = flavour.AsyncDrainTransport(max_pending=2, deadline=0.3)
+        transport = flavour.AsyncDrainTransport(max_pending=2, deadline=2.0)  # outlasts 4 requests
         async with flavour.lib.AsyncClient(transport=transport) as client:
             for _ in range(4):
                 await astop_at_done(client, server.url)

@@ -213,7 +213,7 @@ async def test_no_task_outlives_the_client(flavour: Flavour) -> None:
     release = Gate()
     with RawServer(sse(Chunk(EVENT), Chunk(DONE), WaitFor(release), Terminator())) as server:
         before = tasks()
-        transport = flavour.AsyncDrainTransport(deadline=0.2)
+        transport = flavour.AsyncDrainTransport(deadline=2.0)  # outlasts three requests
         async with flavour.lib.AsyncClient(transport=transport) as client:
             for _ in range(3):
                 await stream_until_done(client, server.url)
