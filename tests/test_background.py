@@ -1035,3 +1035,73 @@ def test_after_fork_hooks_run_for_every_live_object_and_survive_a_failing_one(
     gc.collect()
     _fork._in_child()
     assert sorted(calls) == ["failing", "other"]
+
+
+def test_reading_on_after_closing_takes_nothing_from_the_drain(flavour: Flavour) -> None:
+    # A consumer that closes the stream itself and then reads on gets end-of-body at once:
+    # the rest belongs to the drain, which a worker is running on the same inner iterator.
+    started, go = threading.Event(), threading.Event()
+
+    class Body(flavour.lib.SyncByteStream):  # type: ignore[misc,name-defined]
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"first"
+            started.set()
+            go.wait(10)
+            yield b"rest" * 10
+
+    def handler(request: Any) -> Any:
+        return flavour.lib.Response(
+            200,
+            headers={"content-type": "application/octet-stream", "transfer-encoding": "chunked"},
+            stream=Body(),
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    transport = flavour.DrainTransport(flavour.lib.MockTransport(handler), deadline=30)
+    with flavour.lib.Client(transport=transport) as client:
+        response = client.send(client.build_request("GET", "http://test/"), stream=True)
+        chunks = response.iter_raw()
+        assert next(chunks) == b"first"
+        response.stream.close()  # no socket to park on: a worker drains the rest
+        assert started.wait(10)  # and is reading the body now
+        assert list(chunks) == []
+        go.set()
+        assert wait_for(lambda: transport.stats.connections_kept == 1)
+        assert transport.stats.bytes_discarded == 40
+
+
+@pytest.mark.anyio
+async def test_async_reading_on_after_closing_takes_nothing_from_the_drain(
+    flavour: Flavour,
+) -> None:
+    started, go = anyio.Event(), anyio.Event()
+
+    class Body(flavour.lib.AsyncByteStream):  # type: ignore[misc,name-defined]
+        async def __aiter__(self) -> Any:
+            yield b"first"
+            started.set()
+            await go.wait()
+            yield b"rest" * 10
+
+    def handler(request: Any) -> Any:
+        return flavour.lib.Response(
+            200,
+            headers={"content-type": "application/octet-stream", "transfer-encoding": "chunked"},
+            stream=Body(),
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    transport = flavour.AsyncDrainTransport(flavour.lib.MockTransport(handler), deadline=30)
+    async with flavour.lib.AsyncClient(transport=transport) as client:
+        response = await client.send(client.build_request("GET", "http://test/"), stream=True)
+        async with contextlib.aclosing(response.aiter_raw()) as chunks:
+            assert await chunks.__anext__() == b"first"
+            await response.stream.aclose()  # a task drains the rest
+            with anyio.fail_after(10):
+                await started.wait()  # and is reading the body now
+            assert [chunk async for chunk in chunks] == []
+        go.set()
+        with anyio.fail_after(10):
+            while transport.stats.connections_kept < 1:
+                await anyio.sleep(0.002)
+        assert transport.stats.bytes_discarded == 40

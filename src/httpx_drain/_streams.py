@@ -12,7 +12,7 @@ import contextlib
 import enum
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -306,12 +306,13 @@ class _StreamState:
 class SyncDrainStream(_StreamState):
     """Sync wrapper; the transport subclasses it with the host library's ``SyncByteStream``."""
 
-    __slots__ = ("_iterator", "_runner")
+    __slots__ = ("_consumer", "_iterator", "_runner")
 
     def __init__(self, inner: Any, ctx: DrainContext, runner: SyncRunner) -> None:
         super().__init__(inner, ctx)
         self._runner = runner
         self._iterator: Iterator[bytes] | None = None
+        self._consumer: Generator[bytes, None, None] | None = None
 
     def _inner_iterator(self) -> Iterator[bytes]:
         if self._iterator is None:
@@ -319,6 +320,12 @@ class SyncDrainStream(_StreamState):
         return self._iterator
 
     def __iter__(self) -> Iterator[bytes]:
+        # Kept, so that close() can end it: a consumer that reads on after closing the stream
+        # must not take chunks from the inner iterator while a background drain reads it.
+        self._consumer = consumer = self._chunks()
+        return consumer
+
+    def _chunks(self) -> Generator[bytes, None, None]:
         # A plain ``for`` (not ``yield from``): when the consumer abandons this generator, its
         # GeneratorExit must not reach the inner iterator, which the drain still needs.
         filt = self._filter
@@ -375,6 +382,10 @@ class SyncDrainStream(_StreamState):
         if self._closed:
             return
         self._closed = True
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            with contextlib.suppress(ValueError):  # running on another thread: cannot end it
+                consumer.close()
         try:
             skip = self._decide()
         except Exception:  # pragma: no cover - plan() is total; belt and braces for close()
@@ -472,6 +483,9 @@ class AsyncDrainStream(_StreamState):
         return self
 
     async def __anext__(self) -> bytes:
+        if self._closed:
+            # Read on after closing: the rest belongs to the drain, which may be reading it.
+            raise StopAsyncIteration
         filt = self._filter
         while True:
             if filt is not None and filt.ended:
