@@ -1037,6 +1037,18 @@ def test_after_fork_hooks_run_for_every_live_object_and_survive_a_failing_one(
     assert sorted(calls) == ["failing", "other"]
 
 
+def _chunked_body(flavour: Flavour, body: Any) -> Any:
+    """A mock transport whose one response is ``body``, chunked over HTTP/1.1: no socket."""
+    return flavour.lib.MockTransport(
+        lambda _request: flavour.lib.Response(
+            200,
+            headers={"content-type": "application/octet-stream", "transfer-encoding": "chunked"},
+            stream=body,
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+    )
+
+
 def test_reading_on_after_closing_takes_nothing_from_the_drain(flavour: Flavour) -> None:
     # A consumer that closes the stream itself and then reads on gets end-of-body at once:
     # the rest belongs to the drain, which a worker is running on the same inner iterator.
@@ -1049,15 +1061,7 @@ def test_reading_on_after_closing_takes_nothing_from_the_drain(flavour: Flavour)
             go.wait(10)
             yield b"rest" * 10
 
-    def handler(request: Any) -> Any:
-        return flavour.lib.Response(
-            200,
-            headers={"content-type": "application/octet-stream", "transfer-encoding": "chunked"},
-            stream=Body(),
-            extensions={"http_version": b"HTTP/1.1"},
-        )
-
-    transport = flavour.DrainTransport(flavour.lib.MockTransport(handler), deadline=30)
+    transport = flavour.DrainTransport(_chunked_body(flavour, Body()), deadline=30)
     with flavour.lib.Client(transport=transport) as client:
         response = client.send(client.build_request("GET", "http://test/"), stream=True)
         chunks = response.iter_raw()
@@ -1083,15 +1087,7 @@ async def test_async_reading_on_after_closing_takes_nothing_from_the_drain(
             await go.wait()
             yield b"rest" * 10
 
-    def handler(request: Any) -> Any:
-        return flavour.lib.Response(
-            200,
-            headers={"content-type": "application/octet-stream", "transfer-encoding": "chunked"},
-            stream=Body(),
-            extensions={"http_version": b"HTTP/1.1"},
-        )
-
-    transport = flavour.AsyncDrainTransport(flavour.lib.MockTransport(handler), deadline=30)
+    transport = flavour.AsyncDrainTransport(_chunked_body(flavour, Body()), deadline=30)
     async with flavour.lib.AsyncClient(transport=transport) as client:
         response = await client.send(client.build_request("GET", "http://test/"), stream=True)
         async with contextlib.aclosing(response.aiter_raw()) as chunks:
