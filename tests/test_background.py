@@ -208,9 +208,11 @@ async def test_async_background_keeps_the_connection(flavour: Flavour) -> None:
 
 
 def _always_due(transport: Any) -> None:
-    """Widen the handover's window so far that "due" does not depend on the clock."""
+    """Widen the handover's window so far that "due" does not depend on the clock: a new
+    connection counts as costing a minute, timed or not."""
     handover = transport._runner._handover
     handover.window = handover.min_window = handover.max_window = 60.0
+    handover.connect_cost = lambda origin: 60.0
 
 
 def _held_each(count: int) -> tuple[list[Gate], Any]:

@@ -237,6 +237,23 @@ def test_the_handover_window_is_a_new_connections_cost() -> None:
     assert handover.wait("p", 0.025) == 0.03  # due in 25 ms: waiting is cheaper
 
 
+def test_the_floor_is_for_overdue_drains_only() -> None:
+    # Loopback TCP: a connection costs 0.3 ms, less than a busy machine's scheduling jitter.
+    handover = Handover(window=0.002, min_window=0.002)
+    handover.observe_connect("o", 0.0003)
+    handover.observe("o", 0.050)  # drains of o wait 50 ms for their end
+    assert handover.wait("o", 0.0485) == 0.0  # due in 1.5 ms: a connection is cheaper
+    assert handover.wait("o", 0.0498) == 0.0003  # due within what a connection costs
+    # Overdue: its end should be here already; a late one is jitter, worth the floor.
+    assert handover.wait("o", 0.050) == 0.002
+    assert handover.wait("o", 0.060) == 0.002
+    assert handover.connect_cost("o") == 0.0003
+    # Nothing timed yet: a connection is guessed to cost ``window``.
+    handover.observe("p", 0.050)
+    assert handover.connect_cost("p") == 0.002
+    assert handover.wait("p", 0.0485) == 0.002
+
+
 def _timed(*names: str) -> list[float]:
     observed: list[float] = []
     clock = iter(range(100))

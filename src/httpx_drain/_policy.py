@@ -317,19 +317,22 @@ class Handover:
 
     With background drains, a connection stays busy for the terminator's delay after its
     response was closed; a request sent meanwhile opens a new connection. When a drain of the
-    same origin is due to end within the window (or is overdue: its bytes have arrived and its
-    worker is waiting for the GIL or the event loop), waiting for it costs less than a new
-    connection would, and keeps the client on as few connections as the delay needs. Per
-    origin we keep a moving average of how long drains waited for the end of the body; a
-    drain that never reached it makes the origin unpredictable until one does again.
+    same origin is due to end sooner than a new connection would take to open, waiting for it
+    costs less, and keeps the client on as few connections as the delay needs. Per origin we
+    keep a moving average of how long drains waited for the end of the body; a drain that never
+    reached it makes the origin unpredictable until one does again.
 
-    The window is what a new connection to the origin costs (a moving average of the first
-    connection the transport opened to it and of those opened while drains were pending),
-    between ``min_window`` and ``max_window``; ``window`` until one has been seen. Waiting no
-    longer than the alternative costs means a wrong guess (the end does not come) costs a
-    request at most twice what it would have without us. The floor is for loopback and LAN
-    connections, which cost less than the scheduling jitter of a busy machine: a terminator
-    sent microseconds after the last event may reach the socket a millisecond or two late.
+    What a new connection costs is a moving average of the first connection the transport
+    opened to the origin and of those opened while drains were pending, at most
+    ``max_window``; ``window`` until one has been timed. Waiting no longer than the
+    alternative costs means a wrong guess (the end does not come) costs a request at most twice
+    what it would have without us. A drain that is *overdue* (it has waited longer than the
+    origin's drains do) gets at least ``min_window``: its end should be here already, and on a
+    busy machine a terminator sent microseconds after the last event may reach the socket a
+    millisecond or two late. A drain not yet due gets no such floor: on loopback or a LAN a
+    connection costs less than the floor, and waiting for an end that is still on its way costs
+    the request more than the connection would (openai SDK, D = 50 ms, loopback TCP: 1.08x a
+    bare request at D = 0 against 1.12x with the floor for both; see docs/defaults.md).
     """
 
     MAX_ORIGINS = _Averages.MAX_ORIGINS
@@ -343,23 +346,31 @@ class Handover:
         self._averages = _Averages()
         self._connects = _Averages()
 
-    def window_for(self, origin: str) -> float:
-        """Seconds a request to ``origin`` may wait for a drain: a new connection's cost."""
+    def connect_cost(self, origin: str) -> float:
+        """Seconds a new connection to ``origin`` costs, as far as we know (at most
+        ``max_window``; ``window`` until one has been timed)."""
         cost = self._connects.get(origin)
-        if cost is None:
-            return self.window
-        return max(self.min_window, min(cost, self.max_window))
+        return self.window if cost is None else min(cost, self.max_window)
+
+    def window_for(self, origin: str) -> float:
+        """Seconds a request to ``origin`` may wait for an overdue drain: a new connection's
+        cost, and at least ``min_window``."""
+        return max(self.min_window, self.connect_cost(origin))
 
     def wait(self, origin: str, waiting_for: float) -> float:
         """Seconds a new request may wait for a drain that has waited ``waiting_for`` seconds.
 
-        ``0.0``: do not wait (nothing learned yet, or the drain is not due within the window).
+        ``0.0``: do not wait (nothing learned yet, or the drain is due later than a new
+        connection would be open).
         """
         average = self._averages.get(origin)
         if average is None:
             return 0.0
-        window = self.window_for(origin)
-        return 0.0 if average - waiting_for > window else window
+        due_in = average - waiting_for
+        if due_in <= 0:
+            return self.window_for(origin)
+        cost = self.connect_cost(origin)
+        return cost if due_in <= cost else 0.0
 
     def knows_connects(self, origin: str) -> bool:
         """Whether a connection to ``origin`` has been timed yet."""
