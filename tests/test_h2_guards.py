@@ -43,7 +43,7 @@ def connection(**overrides: Any) -> SimpleNamespace:
 def stream(conn: Any = None, **overrides: Any) -> SimpleNamespace:
     attrs: dict[str, Any] = {
         "_connection": connection() if conn is None else conn,
-        "_request": object(),
+        "_request": SimpleNamespace(extensions={"timeout": {"write": 600.0, "read": 600.0}}),
         "_stream_id": 1,
         "_closed": False,
     }
@@ -74,7 +74,7 @@ def test_a_recognised_stream_is_found() -> None:
 )
 def test_unrecognised_shapes_are_left_alone(shape: Any) -> None:
     assert _find(shape) is None
-    assert cancel_sync(shape) is False
+    assert cancel_sync(shape, 1.0) is False
 
 
 def test_h2_missing_means_no_http2(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,7 +100,7 @@ def test_sync_cancel_never_raises() -> None:
     def broken(request: Any) -> None:
         raise OSError("write failed")
 
-    assert cancel_sync(stream(connection(_write_outgoing_data=broken))) is False
+    assert cancel_sync(stream(connection(_write_outgoing_data=broken)), 1.0) is False
 
 
 @pytest.mark.anyio
@@ -116,10 +116,43 @@ async def test_async_cancel() -> None:
     conn = connection(
         _state_lock=anyio.Lock(), _write_lock=anyio.Lock(), _write_outgoing_data=write
     )
-    assert await cancel_async(stream(conn)) is True
-    assert len(written) == 1
-    assert await cancel_async(stream(_closed=True)) is False
+    assert await cancel_async(stream(conn), 1.0) is True
+    (request,) = written
+    # The frames are written within the drain's deadline, not the request's write timeout.
+    assert request.extensions["timeout"] == {"write": 1.0, "read": 600.0}
+    assert await cancel_async(stream(_closed=True), 1.0) is False
     bad = connection(
         _state_lock=anyio.Lock(), _write_lock=anyio.Lock(), _write_outgoing_data=broken
     )
-    assert await cancel_async(stream(bad)) is False
+    assert await cancel_async(stream(bad), 1.0) is False
+
+
+def test_the_cancels_write_timeout_is_capped_by_the_deadline() -> None:
+    written: list[Any] = []
+    conn = connection(_write_outgoing_data=written.append)
+    assert cancel_sync(stream(conn), 0.5) is True
+    assert written[0].extensions["timeout"]["write"] == 0.5
+    for timeouts, expected in (({"write": 0.1}, 0.1), ({"write": None}, 0.5), ({}, 0.5)):
+        request = SimpleNamespace(extensions={"timeout": timeouts, "trace": None})
+        conn = connection(_write_outgoing_data=written.append)
+        assert cancel_sync(stream(conn, _request=request), 0.5)
+        assert written[-1].extensions["timeout"]["write"] == expected
+        assert written[-1].extensions["trace"] is None  # the rest of the extensions pass on
+        assert request.extensions["timeout"] == timeouts  # the request's own are left alone
+
+
+def test_a_cancel_gives_up_when_the_locks_do_not_come() -> None:
+    written: list[Any] = []
+    for busy in ("_state_lock", "_write_lock"):
+        conn = connection(_write_outgoing_data=written.append)
+        lock = threading.Lock()
+        wrapper = SimpleNamespace(_lock=lock)  # the shape of httpcore's Lock
+        free = SimpleNamespace(_lock=threading.Lock())
+        conn._state_lock = wrapper if busy == "_state_lock" else free
+        conn._write_lock = wrapper if busy == "_write_lock" else free
+        with lock:
+            assert cancel_sync(stream(conn), 0.01) is False
+        assert written == []
+        assert not free._lock.locked()  # a lock taken before the wait ran out is given back
+        assert cancel_sync(stream(conn), 0.01) is True  # free again: the cancel goes ahead
+        written.clear()

@@ -8,9 +8,11 @@ credit (with large bodies the connection stalls after 16 MiB).
 
 from __future__ import annotations
 
+import time
 from contextlib import aclosing
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -141,5 +143,80 @@ def test_stream_read_to_the_end_is_unchanged(flavour: Flavour) -> None:
 @pytest.mark.anyio
 async def test_anything_but_an_http2_stream_is_left_alone() -> None:
     for stream in (object(), None, httpx.ByteStream(b"x"), httpx.Response(200).stream):
-        assert cancel_sync(stream) is False
-        assert await cancel_async(stream) is False
+        assert cancel_sync(stream, 1.0) is False
+        assert await cancel_async(stream, 1.0) is False
+
+
+#: The drain deadline in the tests below: the longest a cancel may wait for the connection.
+CANCEL_DEADLINE = 0.2
+
+
+def pooled_h2_connection(transport: Any) -> Any:
+    """The HTTP/2 connection behind the transport's one pooled connection (test only)."""
+    (pooled,) = transport.transport._pool.connections
+    return pooled._connection
+
+
+def test_a_cancel_waits_no_longer_than_the_deadline_for_a_busy_connection(
+    flavour: Flavour,
+) -> None:
+    # Another request holds the connection's write lock (an upload stuck on a server that
+    # stopped reading): close() gives up on the cancel at its deadline and closes the response
+    # as upstream would, instead of waiting for as long as that request's write timeout.
+    gate = Gate()
+    scenario = Scenario(steps=[Chunk(b"x" * 100), WaitFor(gate), Chunk(b"y")], headers=OCTETS)
+    with HypercornServer(scenario, http2=True) as srv:
+        transport = flavour.DrainTransport(
+            http2=True, verify=srv.ssl_context, deadline=CANCEL_DEADLINE
+        )
+        with flavour.lib.Client(transport=transport, timeout=TIMEOUT) as client:
+            with client.stream("GET", srv.url) as response:
+                chunks = response.iter_raw()
+                assert next(chunks) == b"x" * 100
+                with pooled_h2_connection(transport)._write_lock:
+                    started = time.monotonic()
+                    response.close()  # the same thread holds the lock: no wait would end
+                    elapsed = time.monotonic() - started
+            assert elapsed >= CANCEL_DEADLINE * 0.9
+            assert elapsed < CANCEL_DEADLINE + 5  # a deadlock would never return
+            assert transport.stats.streams_cancelled == 0
+            gate.set()
+            assert client.get(srv.url).content == b"x" * 100 + b"y"
+        assert srv.facts.connection_count == 1
+
+
+@pytest.mark.anyio
+async def test_a_cancel_waits_no_longer_than_the_deadline_for_a_busy_connection_async(
+    flavour: Flavour,
+) -> None:
+    gate = Gate()
+    scenario = Scenario(steps=[Chunk(b"x" * 100), WaitFor(gate), Chunk(b"y")], headers=OCTETS)
+    with HypercornServer(scenario, http2=True) as srv:
+        transport = flavour.AsyncDrainTransport(
+            http2=True, verify=srv.ssl_context, deadline=CANCEL_DEADLINE
+        )
+        async with flavour.lib.AsyncClient(transport=transport, timeout=TIMEOUT) as client:
+            async with client.stream("GET", srv.url) as response:
+                chunks = response.aiter_raw()
+                assert await chunks.__anext__() == b"x" * 100
+                held, release = anyio.Event(), anyio.Event()
+
+                async def hold_the_write_lock() -> None:
+                    async with pooled_h2_connection(transport)._write_lock:
+                        held.set()
+                        await release.wait()
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(hold_the_write_lock)
+                    await held.wait()
+                    started = time.monotonic()
+                    with anyio.fail_after(CANCEL_DEADLINE + 5):
+                        await response.aclose()
+                    elapsed = time.monotonic() - started
+                    release.set()
+                await chunks.aclose()
+            assert elapsed >= CANCEL_DEADLINE * 0.9
+            assert transport.stats.streams_cancelled == 0
+            gate.set()
+            assert (await client.get(srv.url)).content == b"x" * 100 + b"y"
+        assert srv.facts.connection_count == 1

@@ -19,12 +19,23 @@ attributes, the same in httpcore and httpcore2, sync and async: httpx's ``Respon
 ``_state_lock`` and ``_write_lock``, and ``_write_outgoing_data()``. Everything is looked up
 by duck typing: if any of it is missing or different, nothing is done and the response closes
 exactly as upstream would (the defect above comes back, nothing else breaks).
+
+The cancel is bounded by ``deadline`` (the drain's), as a drain is: the locks are
+awaited no longer, and the frames are written with the request's write timeout capped by it.
+A connection whose locks another request holds that long (an upload stuck on a server that
+stopped reading) closes the response as upstream would, uncancelled; a write that times out
+marks the connection failed, as httpcore does for its own writes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import anyio
 
 __all__ = ["cancel_async", "cancel_sync"]
 
@@ -107,8 +118,67 @@ def _reset(target: _Target) -> bool:
     return reset
 
 
-def cancel_sync(inner_stream: Any) -> bool:
-    """Cancel the HTTP/2 stream behind ``inner_stream`` before it is closed; True if done.
+class _Capped:
+    """The request as ``_write_outgoing_data`` reads it: its extensions, with the write
+    timeout capped at ``seconds``."""
+
+    __slots__ = ("extensions",)
+
+    def __init__(self, request: Any, seconds: float) -> None:
+        extensions = request.extensions
+        timeouts = dict(extensions.get("timeout", {}))
+        write = timeouts.get("write")
+        timeouts["write"] = seconds if write is None else min(write, seconds)
+        self.extensions = {**extensions, "timeout": timeouts}
+
+
+def _locks_of(connection: Any) -> tuple[Any, Any]:
+    return connection._state_lock, connection._write_lock
+
+
+@contextlib.contextmanager
+def _locked(connection: Any, seconds: float) -> Iterator[bool]:
+    """Hold the connection's state and write locks, waiting at most ``seconds`` for them in
+    all; yields False (holding neither) if they did not come in time."""
+    state, write = _locks_of(connection)
+    locks: list[Any] = [getattr(state, "_lock", None), getattr(write, "_lock", None)]
+    if not all(callable(getattr(lock, "acquire", None)) for lock in locks):
+        # httpcore's Lock wraps a threading.Lock; another shape is taken as upstream takes it.
+        with state, write:
+            yield True
+        return
+    deadline = time.monotonic() + seconds
+    held: list[Any] = []
+    try:
+        for lock in locks:
+            if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                break
+            held.append(lock)
+        yield len(held) == len(locks)
+    finally:
+        for lock in reversed(held):
+            lock.release()
+
+
+@contextlib.asynccontextmanager
+async def _alocked(connection: Any, seconds: float) -> AsyncIterator[bool]:
+    """Async twin of :func:`_locked`. Cancelling a lock's acquisition is safe: anyio's and
+    trio's locks are either taken or not."""
+    held: list[Any] = []
+    try:
+        with anyio.move_on_after(seconds):
+            for lock in _locks_of(connection):
+                await lock.__aenter__()
+                held.append(lock)
+        yield len(held) == 2
+    finally:
+        for lock in reversed(held):
+            await lock.__aexit__(None, None, None)
+
+
+def cancel_sync(inner_stream: Any, deadline: float) -> bool:
+    """Cancel the HTTP/2 stream behind ``inner_stream`` before it is closed, within
+    ``deadline`` seconds; True if done.
 
     Never raises: anything unexpected leaves the response to close as upstream would.
     """
@@ -117,24 +187,26 @@ def cancel_sync(inner_stream: Any) -> bool:
         if target is None:
             return False
         connection = target.connection
-        with connection._state_lock, connection._write_lock:
-            reset = _reset(target)
-        connection._write_outgoing_data(target.request)
+        with _locked(connection, deadline) as acquired:
+            reset = acquired and _reset(target)
+        if acquired:
+            connection._write_outgoing_data(_Capped(target.request, deadline))
     except Exception:
         return False
     return reset
 
 
-async def cancel_async(inner_stream: Any) -> bool:
+async def cancel_async(inner_stream: Any, deadline: float) -> bool:
     """Async twin of :func:`cancel_sync`; the caller shields it from cancellation."""
     try:
         target = _find(inner_stream)
         if target is None:
             return False
         connection = target.connection
-        async with connection._state_lock, connection._write_lock:
-            reset = _reset(target)
-        await connection._write_outgoing_data(target.request)
+        async with _alocked(connection, deadline) as acquired:
+            reset = acquired and _reset(target)
+        if acquired:
+            await connection._write_outgoing_data(_Capped(target.request, deadline))
     except Exception:
         return False
     return reset

@@ -395,7 +395,7 @@ class SyncDrainStream(_StreamState):
                 self._ctx.stats.record_skip(skip, self._ctx.origin)
             if skip is Skip.NOT_HTTP11:
                 with contextlib.suppress(Exception):
-                    if cancel_sync(self._inner):
+                    if cancel_sync(self._inner, self.deadline):
                         self._ctx.stats.add("streams_cancelled")
             elif skip is Skip.COMPLETE:
                 self._discard_if_overfilled()
@@ -528,7 +528,7 @@ class AsyncDrainStream(_StreamState):
                 self._ctx.stats.record_skip(skip, self._ctx.origin)
             if skip is Skip.NOT_HTTP11:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                    if await cancel_async(self._inner):
+                    if await cancel_async(self._inner, self.deadline):
                         self._ctx.stats.add("streams_cancelled")
             elif skip is Skip.COMPLETE:
                 await self._discard_if_overfilled()
