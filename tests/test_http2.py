@@ -33,6 +33,11 @@ def long_body() -> Scenario:
     return Scenario(steps=BODY, headers=OCTETS)
 
 
+def held_open(gate: Gate) -> Scenario:
+    """100 bytes, then the rest only once ``gate`` opens: the server keeps the stream open."""
+    return Scenario(steps=[Chunk(b"x" * 100), WaitFor(gate), Chunk(b"y")], headers=OCTETS)
+
+
 @pytest.fixture
 def server() -> Any:
     with HypercornServer(long_body(), http2=True) as srv:
@@ -80,7 +85,7 @@ async def test_early_closes_keep_the_connection_usable_async(flavour: Flavour, s
 def test_streams_held_open_by_the_server_are_cancelled(flavour: Flavour) -> None:
     # The server never ends these streams: only a RST_STREAM frees their slots.
     gate = Gate()
-    scenario = Scenario(steps=[Chunk(b"x" * 100), WaitFor(gate), Chunk(b"y")], headers=OCTETS)
+    scenario = held_open(gate)
     with HypercornServer(scenario, http2=True) as srv:
         transport = flavour.DrainTransport(http2=True, verify=srv.ssl_context)
         with flavour.lib.Client(transport=transport, timeout=TIMEOUT) as client:
@@ -116,7 +121,7 @@ def test_unread_data_gives_its_credit_back(flavour: Flavour) -> None:
 
 def test_bare_client_breaks_after_100_early_closes(flavour: Flavour) -> None:
     gate = Gate()
-    scenario = Scenario(steps=[Chunk(b"x" * 100), WaitFor(gate), Chunk(b"y")], headers=OCTETS)
+    scenario = held_open(gate)
     with HypercornServer(scenario, http2=True) as srv:
         with flavour.lib.Client(http2=True, verify=srv.ssl_context, timeout=TIMEOUT) as client:
             for _ in range(100):
@@ -164,7 +169,7 @@ def test_a_cancel_waits_no_longer_than_the_deadline_for_a_busy_connection(
     # stopped reading): close() gives up on the cancel at its deadline and closes the response
     # as upstream would, instead of waiting for as long as that request's write timeout.
     gate = Gate()
-    scenario = Scenario(steps=[Chunk(b"x" * 100), WaitFor(gate), Chunk(b"y")], headers=OCTETS)
+    scenario = held_open(gate)
     with HypercornServer(scenario, http2=True) as srv:
         transport = flavour.DrainTransport(
             http2=True, verify=srv.ssl_context, deadline=CANCEL_DEADLINE
@@ -190,7 +195,7 @@ async def test_a_cancel_waits_no_longer_than_the_deadline_for_a_busy_connection_
     flavour: Flavour,
 ) -> None:
     gate = Gate()
-    scenario = Scenario(steps=[Chunk(b"x" * 100), WaitFor(gate), Chunk(b"y")], headers=OCTETS)
+    scenario = held_open(gate)
     with HypercornServer(scenario, http2=True) as srv:
         transport = flavour.AsyncDrainTransport(
             http2=True, verify=srv.ssl_context, deadline=CANCEL_DEADLINE
