@@ -289,6 +289,31 @@ def test_plugin_can_be_disabled(inner: pytest.Pytester) -> None:
     inner.runpytest_subprocess().assert_outcomes(passed=1)
 
 
+def test_loading_the_plugin_imports_nothing_of_the_package(inner: pytest.Pytester) -> None:
+    # Every pytest session of a project that depends on httpx-drain loads the plugin: until a
+    # test uses it, it must cost that session no import of ours, nor of httpx.
+    inner.makepyfile(
+        """
+        import sys
+
+        def test_nothing_imported(request):
+            assert request.config.pluginmanager.has_plugin("httpx_drain")
+            roots = {name.partition(".")[0] for name in sys.modules}
+            assert not roots & {"httpx", "httpx2", "httpcore", "httpx_drain"}
+        """
+    )
+    inner.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_the_plugin_is_still_importable_from_the_package() -> None:
+    import _httpx_drain_pytestplugin
+    from httpx_drain.testing import plugin
+
+    for name in plugin.__all__:
+        assert getattr(plugin, name) is getattr(_httpx_drain_pytestplugin, name)
+    assert sorted(plugin.__all__) == sorted(_httpx_drain_pytestplugin.__all__)
+
+
 def _doc_examples() -> dict[str, str]:
     text = DOCS.read_text(encoding="utf-8")
     blocks = re.findall(r"<!-- pytest-example: (\S+) -->\n```python\n(.*?)```", text, re.S)
