@@ -7,22 +7,7 @@ names the same objects for code that imports them from here.
 
 from __future__ import annotations
 
-from _httpx_drain_pytestplugin import (
-    async_replay_server,
-    async_replay_server_factory,
-    pytest_configure,
-    pytest_generate_tests,
-    replay_server,
-    replay_server_factory,
-    replay_spec,
-)
+import _httpx_drain_pytestplugin as _plugin
+from _httpx_drain_pytestplugin import *  # noqa: F403
 
-__all__ = [
-    "async_replay_server",
-    "async_replay_server_factory",
-    "pytest_configure",
-    "pytest_generate_tests",
-    "replay_server",
-    "replay_server_factory",
-    "replay_spec",
-]
+__all__ = _plugin.__all__
