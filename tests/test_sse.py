@@ -619,6 +619,36 @@ def test_block_split_between_fast_and_slow_chunks() -> None:
             assert s.terminal_event == SSEEvent(event="foo", data="[DONE]")
 
 
+def test_event_split_across_two_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read boundary inside an event: the first part opens the block without the
+    line-by-line path, unless it is a comment or could be the start of a terminal line."""
+    general = SSEScanner._general
+    calls: list[bytes] = []
+
+    def spy(self: SSEScanner, chunk: bytes, *args: int) -> ScanResult:
+        calls.append(chunk)
+        return general(self, chunk, *args)
+
+    monkeypatch.setattr(SSEScanner, "_general", spy)
+    s = SSEScanner(max_partial=8)
+    s.feed(b"data: 1\n\n")
+    calls.clear()
+    assert s.feed(b'data: {"x": 1') == (-1, -1)
+    assert calls == []
+    assert (s.in_partial, s.partial, s.partial_size) == (True, b'data: {"', 13)
+    assert s.feed(b"}\n\n") == (3, -1)
+    assert (s.events, s.in_partial, s.partial_size) == (2, False, 0)
+    assert s.feed(b": keep") == (-1, -1)  # a comment: the general path, not an event
+    assert s.feed(b"alive\n\n") == (7, -1)
+    assert (s.events, s.in_partial) == (2, False)
+    assert s.feed(b"data: [DO") == (-1, -1)  # maybe the terminal line: the general path
+    assert s.feed(b"NE]\n\n") == (5, 5)
+    assert calls == [b": keep", b"alive\n\n", b"data: [DO", b"NE]\n\n"]
+    assert s.terminal_seen
+    assert s.feed(b"data: [DO") == (-1, -1)  # after the terminal event nothing is a candidate
+    assert calls[-1] == b"NE]\n\n"
+
+
 @pytest.mark.parametrize("nl", [b"\n", b"\r\n"])
 @pytest.mark.parametrize("size", [0, 700, 4096])
 @pytest.mark.parametrize("kind", ["chat", "anthropic"])

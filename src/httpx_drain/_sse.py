@@ -76,6 +76,8 @@ per line; payloads are never decoded and only copied in C (slices, splits):
   a block boundary (the usual case for chunked HTTP/1.1 SSE): a handful of
   ``memchr`` calls (``int in bytes``) and one set lookup; :meth:`SSEScanner.take`
   is that path alone, for a caller that needs no offsets;
+* the first part of an event split across two chunks (a read or a TLS record
+  ended inside it): the same few ``memchr`` calls; the second part is walked;
 * larger chunks (>= 1 KiB) of regular lines: ``bytes.split`` plus a few
   C-level passes over the list of lines;
 * other chunks: a walk from line end to line end with ``bytes.find``;
@@ -329,6 +331,7 @@ class SSEScanner:
         "_mode",
         "_partial",
         "_predicate",
+        "_prefixes",
         "_psize",
         "_retry",
         "_terminal_event",
@@ -350,6 +353,7 @@ class SSEScanner:
         self._dcap = 0
         self._forms: frozenset[bytes] = frozenset()  # complete candidate lines
         self._flens: frozenset[int] = frozenset()  # and their lengths
+        self._prefixes: frozenset[bytes] = frozenset()  # and every prefix of them
         if is_terminal is None:
             self._mode = _NONE
         elif type(is_terminal) is TerminalEvents:
@@ -358,6 +362,7 @@ class SSEScanner:
             self._cap, self._dcap = m.cap, m.dcap
             self._forms = m.forms
             self._flens = m.lengths
+            self._prefixes = m.prefixes
         else:
             self._mode = _FULL
             self._predicate = is_terminal
@@ -523,6 +528,23 @@ class SSEScanner:
                     else:
                         self._events += 1
                         return _result(n)
+            elif (
+                n
+                and chunk[0] > 58
+                and 10 not in chunk
+                and 13 not in chunk
+                and (n > self._cap or chunk not in self._prefixes)
+            ):
+                # The first part of an event split across chunks (a read or TLS record ended
+                # inside it): one unfinished line, neither a comment nor the start of a
+                # candidate, opens the block. What _general would record, without its setup.
+                self._first = chunk[0]
+                self._line = chunk[: self._cap]
+                self._llen = n
+                self._partial = chunk[: self._max_partial]
+                self._psize = n
+                self._clean = False
+                return _NO_RESULT
         if self._fast_ok and chunk:
             if len(chunk) >= _BULK:
                 r = self._bulk(chunk)
@@ -1058,6 +1080,7 @@ class SSEScanner:
         self._can_walk = True
         self._forms = frozenset()
         self._flens = frozenset()
+        self._prefixes = frozenset()
         self._lazy = None
         self._lbuf = bytearray()
         self._dlist = []
