@@ -64,7 +64,7 @@ class Sizes:
 
 FULL = Sizes(
     mib=64,
-    overhead_repeat=5,
+    overhead_repeat=7,
     overhead_sources=("parse", "socket", "memory"),
     sse_events=50_000,
     sse_repeat=5,

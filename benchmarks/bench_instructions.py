@@ -33,10 +33,7 @@ def _child(flavour: str, client: str, chunks: int) -> None:
     for name, lib, core, drain in overhead._flavours():
         if name != flavour:
             continue
-        body = overhead.framed_body(chunks)
-        wire = overhead.HEAD + body + b"0\r\n\r\n"
-        reads = [wire[i : i + overhead.READ] for i in range(0, len(wire), overhead.READ)]
-        inner = overhead._parse_transport(lib, core, reads)
+        inner = overhead._parse_transport(lib, core, overhead._reads(chunks))
         transport = inner if client == "bare" else drain(inner, sse=client.endswith("on"))
         with lib.Client(transport=transport) as c:
             n = overhead._read_all(c, "http://bench.invalid/")

@@ -8,7 +8,10 @@ no terminal event), read to its end with ``iter_raw()``, from three sources:
   httpcore's in-memory network backend (``MockBackend``, 64 KiB reads), so no socket. On a
   machine shared with other work, the socket variant's CPU time swings by tens of percent with
   the server's scheduling (how many bytes each ``recv`` finds, how often the client sleeps);
-  this one does not.
+  this one does not. Each of its samples is taken in a fresh process (after a 1 MiB warm-up):
+  within one process the same client measured a few percent slower when it ran after the
+  others (the flavour measured second came out 1-5 % worse whichever it was), a bias of the
+  process's own state that rounds cannot average out, but fresh processes do.
 - **socket**: the same bytes from RawServer in a child process over loopback (so
   ``time.process_time`` counts the client alone): a cross-check with the kernel in the loop.
 - **memory**: the same chunks from an in-memory transport (no parsing at all): the cheapest
@@ -28,6 +31,8 @@ from __future__ import annotations
 
 import functools
 import gc
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -85,6 +90,35 @@ def _parse_transport(lib: Any, core: Any, reads: list[bytes]) -> Any:
     return transport
 
 
+def _reads(chunks: int) -> list[bytes]:
+    """The response with ``chunks`` events, as the in-memory network returns it."""
+    wire = HEAD + framed_body(chunks) + b"0\r\n\r\n"
+    return [wire[i : i + READ] for i in range(0, len(wire), READ)]
+
+
+def _child(flavour: str, client: str, mib: int) -> None:
+    """One parse sample, in this (fresh) process: print the CPU seconds of one read."""
+    lib, core, drain = next(f[1:] for f in _flavours() if f[0] == flavour)
+
+    def make(reads: list[bytes]) -> Any:
+        inner = _parse_transport(lib, core, reads)
+        transport = inner if client == "bare" else drain(inner, sse=client.endswith("on"))
+        return lib.Client(transport=transport, timeout=60)
+
+    url = "http://bench.invalid/"
+    with make(_reads(1024)) as warm:  # warm up: imports, caches, specialised bytecode
+        _read_all(warm, url)
+    chunks = mib * 1024 * 1024 // CHUNK
+    with make(_reads(chunks)) as measured:
+        print(_cpu(functools.partial(_read_all, measured, url), chunks * CHUNK))
+
+
+def _parse_sample(flavour: str, client: str, mib: int) -> float:
+    command = [sys.executable, "-m", "benchmarks.bench_overhead", "--child", flavour, client]
+    out = subprocess.run([*command, str(mib)], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
 def _memory_transport(lib: Any, chunks: int) -> Any:
     class Body(lib.SyncByteStream):  # type: ignore[misc]
         def __iter__(self) -> Iterator[bytes]:
@@ -123,24 +157,24 @@ def measure(mib: int, repeat: int, sources: tuple[str, ...] = SOURCES) -> list[d
     chunks = mib * 1024 * 1024 // CHUNK
     size = chunks * CHUNK
     body = framed_body(chunks)
-    wire = HEAD + body + b"0\r\n\r\n"
-    reads = [wire[i : i + READ] for i in range(0, len(wire), READ)]
     rows: list[dict[str, Any]] = []
     with ServerProcess(Scenario(steps=[Raw(body)])) as server:
-        for name, lib, core, drain in _flavours():
+        for name, lib, _core, drain in _flavours():
             for source in sources:
+                if source == "parse":
+                    times = _parse_times(name, mib, repeat)
+                    rows += _rows(name, source, mib, chunks, repeat, times)
+                    continue
                 clients = {}
                 for label in CLIENTS:
-                    if source == "parse":
-                        inner = _parse_transport(lib, core, reads)
-                    elif source == "socket":
+                    if source == "socket":
                         inner = lib.HTTPTransport()
                     else:
                         inner = _memory_transport(lib, chunks)
                     transport = inner if label == "bare" else drain(inner, sse=label.endswith("on"))
                     clients[label] = lib.Client(transport=transport, timeout=60)
                 url = server.url if source == "socket" else "http://bench.invalid/"
-                times: dict[str, list[float]] = {label: [] for label in clients}
+                times = {label: [] for label in clients}
                 for client in clients.values():
                     _read_all(client, url)  # warm up: connection, caches
                 order = list(clients)
@@ -154,6 +188,16 @@ def measure(mib: int, repeat: int, sources: tuple[str, ...] = SOURCES) -> list[d
                     client.close()
                 rows += _rows(name, source, mib, chunks, repeat, times)
     return rows
+
+
+def _parse_times(flavour: str, mib: int, repeat: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {label: [] for label in CLIENTS}
+    order = list(CLIENTS)
+    for _ in range(repeat):
+        order.append(order.pop(0))
+        for label in order:
+            times[label].append(_parse_sample(flavour, label, mib))
+    return times
 
 
 def _rows(
@@ -203,14 +247,18 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--child"]:
+        _child(args[1], args[2], int(args[3]))
+        return
     parser = _common.parser(__doc__)
     parser.add_argument("--mib", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sources", nargs="+", choices=SOURCES, default=list(SOURCES))
-    args = parser.parse_args(argv)
-    rows = measure(args.mib, args.repeat, tuple(args.sources))
+    options = parser.parse_args(args)
+    rows = measure(options.mib, options.repeat, tuple(options.sources))
     print_rows(rows)
-    _common.write_json(rows, args.json)
+    _common.write_json(rows, options.json)
 
 
 if __name__ == "__main__":
