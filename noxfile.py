@@ -6,6 +6,9 @@ import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
+# A Python that is not installed fails its session instead of skipping it with exit status 0,
+# which would pass a run that tested nothing.
+nox.options.error_on_missing_interpreters = True
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
