@@ -64,9 +64,17 @@ _USAGE = (
 )
 
 
+#: Set on a test once its ``replay`` marks are parametrized. The hooks here may be registered
+#: twice (the entry point, and a conftest's ``pytest_plugins`` naming the package's module,
+#: ``httpx_drain.testing.plugin``, a second module object with the same functions): each
+#: must act once.
+_PARAMETRIZED = pytest.StashKey[bool]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Register the ``replay`` marker (``--strict-markers`` accepts it)."""
-    config.addinivalue_line("markers", _USAGE)
+    if _USAGE not in config.getini("markers"):
+        config.addinivalue_line("markers", _USAGE)
 
 
 def _build(*args: Any, **kwargs: Any) -> ReplaySpec:
@@ -99,8 +107,10 @@ def _closest_marks(node: pytest.Item) -> list[pytest.Mark]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run a test once per ``replay`` mark when it has several; check the marks early."""
-    if "replay_spec" not in metafunc.fixturenames:
+    definition = metafunc.definition
+    if "replay_spec" not in metafunc.fixturenames or definition.stash.get(_PARAMETRIZED, False):
         return
+    definition.stash[_PARAMETRIZED] = True
     specs = [_spec(mark) for mark in _closest_marks(metafunc.definition)]
     if len(specs) > 1:
         metafunc.parametrize("replay_spec", specs, indirect=True, ids=[s.id for s in specs])

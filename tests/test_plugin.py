@@ -305,6 +305,27 @@ def test_loading_the_plugin_imports_nothing_of_the_package(inner: pytest.Pyteste
     inner.runpytest_subprocess().assert_outcomes(passed=1)
 
 
+def test_plugin_listed_again_by_its_old_name(inner: pytest.Pytester) -> None:
+    # A conftest that still names the package module while the entry point loads the plugin
+    # too: the same hooks are registered twice, and must act once.
+    inner.makeconftest('pytest_plugins = ["httpx_drain.testing.plugin"]')
+    inner.makepyfile(
+        """
+        import httpx
+        import pytest
+
+        @pytest.mark.replay("generic-sse", events=1)
+        @pytest.mark.replay("openai-chat", events=2)
+        def test_each(replay_server):
+            httpx.get(replay_server.url)
+        """
+    )
+    result = inner.runpytest_inprocess("-v")
+    result.assert_outcomes(passed=2)
+    markers = inner.runpytest_inprocess("--markers")
+    assert sum(line.startswith("@pytest.mark.replay(") for line in markers.outlines) == 1
+
+
 def test_the_plugin_is_still_importable_from_the_package() -> None:
     import _httpx_drain_pytestplugin
     from httpx_drain.testing import plugin
