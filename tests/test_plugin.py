@@ -305,6 +305,22 @@ def test_loading_the_plugin_imports_nothing_of_the_package(inner: pytest.Pyteste
     inner.runpytest_subprocess().assert_outcomes(passed=1)
 
 
+def test_plugin_loaded_by_hand_without_autoloading(
+    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    inner.makepyfile(
+        """
+        def test_needs_plugin(replay_server):
+            pass
+        """
+    )
+    inner.runpytest_subprocess().assert_outcomes(errors=1)
+    inner.runpytest_subprocess("-p", "httpx_drain").assert_outcomes(passed=1)
+    inner.makeconftest('pytest_plugins = ["httpx_drain.testing.plugin"]')
+    inner.runpytest_subprocess().assert_outcomes(passed=1)
+
+
 def test_plugin_listed_again_by_its_old_name(inner: pytest.Pytester) -> None:
     # A conftest that still names the package module while the entry point loads the plugin
     # too: the same hooks are registered twice, and must act once.
