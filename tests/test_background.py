@@ -350,14 +350,31 @@ def _gated_terminators(n: int) -> tuple[list[Gate], list[Gate], Any]:
     return release, sent, lambda _request: next(scenarios)
 
 
+def spy_bare_ends(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """What each drain's shortcut for a bare terminator answered, in order."""
+    from httpx_drain import _streams
+
+    answers: list[bool] = []
+    real = _streams.consume_bare_end
+
+    def spy(*args: Any) -> bool:
+        answers.append(real(*args))
+        return answers[-1]
+
+    monkeypatch.setattr(_streams, "consume_bare_end", spy)
+    return answers
+
+
 @pytest.mark.parametrize("where", ["h11", "kernel"])
 def test_an_end_already_buffered_is_drained_without_a_worker(
-    no_leaks: None, flavour: Flavour, where: str
+    no_leaks: None, flavour: Flavour, where: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The terminator came in the same write as the last event (h11 holds it), or sits unread
     # in the socket when close() is called: close() ends the body itself, on the caller's
-    # thread, and the connection is back in the pool when it returns.
+    # thread (handing the bare terminator to h11 directly), and the connection is back in the
+    # pool when it returns.
     n = 5
+    bare_ends = spy_bare_ends(monkeypatch)
     release, sent, scenario = _gated_terminators(n)
     if where == "h11":
         scenario = Scenario(steps=(Chunk(EVENT), Chunk(DONE, terminator=True)))
@@ -377,11 +394,15 @@ def test_an_end_already_buffered_is_drained_without_a_worker(
                 assert (stats.connections_kept, stats.drains_buffered) == (i + 1, i + 1)
                 assert drain_threads() == []
         assert server.facts.connection_count == 1
+    assert bare_ends == [True] * n
 
 
-def test_an_end_not_yet_sent_is_parked_on_no_thread(no_leaks: None, flavour: Flavour) -> None:
+def test_an_end_not_yet_sent_is_parked_on_no_thread(
+    no_leaks: None, flavour: Flavour, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Nothing to read at close(): the drain is parked; once the transport goes quiet, its
     # watcher ends it as the terminator lands, and the next request reuses the connection.
+    bare_ends = spy_bare_ends(monkeypatch)
     release, _sent, scenario = _gated_terminators(2)
     release[1].set()
     with RawServer(scenario) as server:
@@ -393,6 +414,7 @@ def test_an_end_not_yet_sent_is_parked_on_no_thread(no_leaks: None, flavour: Fla
             release[0].set()
             assert wait_for(lambda: transport.stats.connections_kept == 1)
             assert worker_threads() == []
+            assert bare_ends == [True]
             stop_at_done(client, server.url)
         assert server.facts.connection_count == 1
     assert drain_threads() == []
@@ -421,9 +443,9 @@ def test_the_next_request_ends_a_parked_drain_whose_end_has_landed(flavour: Flav
             ended_by = []
             original = runner._end
 
-            def end(entry: Any) -> None:
+            def end(entry: Any, **kwargs: Any) -> None:
                 ended_by.append(threading.current_thread())
-                original(entry)
+                original(entry, **kwargs)
 
             runner._end = end
             stop_at_done(client, server.url)
@@ -890,6 +912,80 @@ def test_what_h11_holds_decides_whether_the_end_is_buffered(
         )
     )
     assert end_is_buffered(inner) is expected
+
+
+def _h11_inner(conn: Any) -> Any:
+    """An inner stream as httpx's wraps httpcore's, around the h11 connection ``conn``."""
+    import types
+
+    return types.SimpleNamespace(
+        _httpcore_stream=types.SimpleNamespace(
+            _stream=types.SimpleNamespace(_connection=types.SimpleNamespace(_h11_state=conn))
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("consumed", "buffered", "unread", "taken"),
+    [
+        (b"", b"\r\n0\r\n\r\n", b"", True),  # all in h11's buffer
+        (b"\r\n", b"", b"0\r\n\r\n", True),  # all in the kernel's
+        (b"", b"\r", b"\n0\r\n\r\n", True),  # split between them
+        (b"", b"", b"\r\n0\r\nx-t: 1\r\n\r\n", False),  # a trailer: h11's reader decides
+        (b"", b"", b"\r\n0\r\n\r\nHTTP/1.1", False),  # bytes past the end
+        (b"", b"", b"\r\n0\r\n", False),  # part of the terminator
+        (b"", b"", b"\r\n5\r\nhello", False),  # another chunk
+    ],
+)
+def test_a_bare_terminator_goes_to_h11_directly(
+    consumed: bytes, buffered: bytes, unread: bytes, taken: bool
+) -> None:
+    import socket
+    import types
+
+    import h11
+
+    from httpx_drain._h11 import consume_bare_end
+
+    conn = h11_after_first_chunk(consumed)
+    if buffered:  # (b"" would tell h11 the connection closed)
+        conn.receive_data(buffered)
+    a, b = socket.socketpair()
+    try:
+        b.sendall(unread)
+        a.settimeout(600)  # as httpcore leaves it: recv() must not wait (the bytes are there)
+        extra = {"socket": a, "ssl_object": None}
+        network_stream = types.SimpleNamespace(get_extra_info=extra.get)
+        assert consume_bare_end(_h11_inner(conn), network_stream) is taken
+        if taken:
+            assert conn.their_state is h11.DONE
+            assert conn.trailing_data == (b"", False)
+        else:
+            # Nothing is lost: h11 holds every byte, and its own reader goes on from there.
+            assert conn.trailing_data[0] == buffered + unread
+            events = []
+            while (event := conn.next_event()) not in (h11.NEED_DATA, h11.PAUSED):
+                events.append(type(event).__name__)
+            ends = "x-t" in unread.decode() or unread.endswith(b"HTTP/1.1")
+            assert ("EndOfMessage" in events) is ends
+        a.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            a.recv(1)  # and the socket holds nothing more
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_bare_terminator_is_read_from_the_socket_only_when_seen() -> None:
+    # Without a network stream known to hold the end, only h11's buffer is used: a read of an
+    # empty socket would wait for its timeout (600 s in the openai SDK).
+    from httpx_drain._h11 import consume_bare_end
+
+    conn = h11_after_first_chunk()
+    conn.receive_data(b"\r\n")
+    assert consume_bare_end(_h11_inner(conn)) is False
+    assert conn.trailing_data == (b"\r\n", False)
+    assert consume_bare_end(object()) is False  # not httpcore's stream: the reader decides
 
 
 def test_parked_drains_are_looked_at_without_poll(

@@ -394,7 +394,7 @@ class SyncBackgroundRunner(SyncRunner):
             # The rest of the body is already here (the common case: the terminator came with
             # the last event): ending it costs less than handing it to a thread.
             self._stats.add("drains_buffered")
-            stream.drain()
+            stream.drain(end_seen=True)
             return
         if not self._slots.acquire():
             stream.abort()
@@ -469,18 +469,21 @@ class SyncBackgroundRunner(SyncRunner):
 
     def _finish(self, entry: _Parked) -> None:
         """End a taken drain whose socket is readable, or whose deadline has passed."""
-        if time.monotonic() >= entry.expires or entry.stream.tail(readable=True) is Tail.END:
-            self._end(entry)  # nothing to wait for: an expired budget reads without waiting
+        if time.monotonic() >= entry.expires:
+            self._end(entry)  # an expired budget reads without waiting
+            return
+        if entry.stream.tail(readable=True) is Tail.END:
+            self._end(entry, end_seen=True)  # nothing to wait for
             return
         try:
             self._executor_for().submit(self._end, entry)
         except RuntimeError:  # pragma: no cover - shut down meanwhile: end it here
             self._end(entry)
 
-    def _end(self, entry: _Parked) -> None:
+    def _end(self, entry: _Parked, *, end_seen: bool = False) -> None:
         origin = entry.stream.origin
         try:
-            result = entry.stream.drain(started=entry.since)
+            result = entry.stream.drain(started=entry.since, end_seen=end_seen)
             waited = None
             if result.outcome is Outcome.KEPT:
                 # The end landed between the last look that missed it and now.

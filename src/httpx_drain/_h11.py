@@ -10,6 +10,9 @@ Two questions, both asked before a connection goes back to the pool or to a drai
   included, is in h11's buffer (or, on a plain TCP socket, in the kernel's), a drain cannot
   wait for the network, so the caller may run it at once rather than hand it to a worker.
 
+And one shortcut (:func:`consume_bare_end`): when that rest is the bare terminator, the drain
+hands it to h11 itself instead of running httpcore's body reader for five bytes.
+
 No public API shows h11's reader or reaches h11 through httpcore, so we walk httpcore's
 private attributes (the same in httpcore and httpcore2) and h11's reader state; if they
 change, the answers are "no" and we behave as httpcore does (or hand the drain to a worker).
@@ -27,7 +30,7 @@ import h11
 #: h11's reader of chunked bodies (None if h11 moved it: every reader takes the general path).
 _CHUNKED_READER: Any = getattr(getattr(h11, "_readers", None), "ChunkedReader", None)
 
-__all__ = ["end_is_buffered", "has_leftover_bytes"]
+__all__ = ["consume_bare_end", "end_is_buffered", "has_leftover_bytes"]
 
 #: Bytes of the kernel's buffer :func:`end_is_buffered` looks at, at most: far more than the
 #: tail of an event stream, and small enough that the copy costs little (a 64 KiB peek cost
@@ -72,6 +75,43 @@ def end_is_buffered(inner_stream: Any, readable: Any = None) -> bool:
     except h11.ProtocolError:  # a drain fails at once (and closes the connection)
         return True
     except Exception:  # internals changed: let a worker find out
+        return False
+
+
+def consume_bare_end(inner_stream: Any, readable: Any = None) -> bool:
+    """Hand the end of a chunked body to h11 directly, when it is the bare terminator.
+
+    The end is what is left of the last chunk's CRLF and ``0\r\n\r\n``: in h11's buffer,
+    or partly in the kernel's when ``readable`` is the connection's network stream, plain TCP,
+    that the caller has just seen hold the end of the body (:func:`end_is_buffered`). The
+    bytes are read into h11 and h11 is asked for the end of the message, as httpcore's body
+    reader would do, less its layers (on loopback they cost a parked drain's end 90 µs). True:
+    h11 has seen the end, and reading the stream on finds it at once. False: h11 holds
+    whatever was read, for the reader to go on with.
+    """
+    try:
+        connection = _h11_connection(inner_stream)
+        reader = connection._reader
+        if type(reader) is not _CHUNKED_READER or reader._bytes_in_chunk:
+            return False
+        if reader._reading_trailer:
+            return False
+        data, closed = connection.trailing_data
+        rest = reader._bytes_to_discard + _TERMINATOR
+        if closed or not rest.startswith(data):
+            return False
+        if len(data) < len(rest):
+            sock = _plain_socket(readable)
+            if sock is None:
+                return False
+            # Readable, so this returns at once (with a timeout set, recv() polls first).
+            got = sock.recv(PEEK_BYTES)
+            connection.receive_data(got)
+            data += got
+        if data != rest:
+            return False  # more, less or other bytes: h11's reader, on httpcore's path, decides
+        return isinstance(connection.next_event(), h11.EndOfMessage)
+    except Exception:  # internals changed, or a socket error: httpcore's reader finds out
         return False
 
 
@@ -127,11 +167,21 @@ def _peek(readable: Any) -> bytes | None:
     Only for a socket known to be readable: with a timeout set, a Python socket's recv()
     polls before it reads.
     """
-    if readable is None or readable.get_extra_info("ssl_object") is not None:
+    sock = _plain_socket(readable)
+    return None if sock is None else _peek_socket(sock)
+
+
+def _plain_socket(network_stream: Any) -> socket.socket | None:
+    """The plain TCP socket of an httpcore network stream; None for TLS or anything else."""
+    if network_stream is None or network_stream.get_extra_info("ssl_object") is not None:
         return None  # TLS (the raw socket, if any, holds ciphertext)
-    sock = readable.get_extra_info("socket")
+    sock = network_stream.get_extra_info("socket")
     if not isinstance(sock, socket.socket) or isinstance(sock, ssl.SSLSocket):
         return None
+    return sock
+
+
+def _peek_socket(sock: socket.socket) -> bytes | None:
     try:
         return sock.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
     except OSError:

@@ -21,7 +21,7 @@ import anyio
 from ._eventstream import EventStreamFilter, SSEOptions
 from ._exceptions import IncompleteStream
 from ._h2 import cancel_async, cancel_sync
-from ._h11 import end_is_buffered, has_leftover_bytes
+from ._h11 import consume_bare_end, end_is_buffered, has_leftover_bytes
 from ._policy import Budget, DrainPolicy, DrainResult, Outcome, ResponseFacts, Skip, plan
 from ._stats import logger
 
@@ -405,25 +405,35 @@ class SyncDrainStream(_StreamState):
         self._runner.submit(self)
 
     def drain(
-        self, on_wait: Callable[[], None] | None = None, started: float | None = None
+        self,
+        on_wait: Callable[[], None] | None = None,
+        started: float | None = None,
+        *,
+        end_seen: bool = False,
     ) -> DrainResult:
         """Read the rest of the body within the budget, close the inner stream, record it.
 
         ``on_wait`` is called once, when the drain is about to wait for the network;
         ``started`` is when the budget began (default: now), for a drain that was parked
-        first. Runs on the caller's thread (inline), a later request's or a worker's
-        (background). Never raises.
+        first; ``end_seen``: :meth:`tail` has just found :attr:`Tail.END`. Runs on the
+        caller's thread (inline), a later request's or a worker's (background). Never raises.
         """
         budget = self._begin_drain(started)
         reached_end = False
         error: BaseException | None = None
         try:
-            with _ReadCap(self._ctx.network_stream, budget, on_wait).sync():
-                for chunk in self._inner_iterator():
-                    if not budget.discard(len(chunk)) or budget.expired(_clock()):
-                        break
-                else:
-                    reached_end = True
+            # The rest is here: when it is the bare terminator, h11 takes it directly. Then the
+            # body's end is h11's, not httpcore's reader's (which would wait for more): closing
+            # the inner stream returns the connection.
+            if end_seen and consume_bare_end(self._inner, self._ctx.network_stream):
+                reached_end = True
+            else:
+                with _ReadCap(self._ctx.network_stream, budget, on_wait).sync():
+                    for chunk in self._inner_iterator():
+                        if not budget.discard(len(chunk)) or budget.expired(_clock()):
+                            break
+                    else:
+                        reached_end = True
         except Exception as exc:
             error = exc
         finally:
@@ -553,6 +563,8 @@ class AsyncDrainStream(_StreamState):
                 # A little slack over the deadline so the per-read cap, which ends the drain
                 # with a clean ReadTimeout, normally fires first.
                 shield.deadline = anyio.current_time() + policy.deadline + 0.05
+                # No shortcut for a bare terminator (see the sync drain): the event loop owns
+                # the socket's reads, and for an end h11 already holds it saves nothing.
                 with _ReadCap(self._ctx.network_stream, budget).async_():
                     async for chunk in self._inner_iterator():
                         if not budget.discard(len(chunk)) or budget.expired(_clock()):
