@@ -86,15 +86,14 @@ def consume_bare_end(inner_stream: Any, readable: Any = None) -> bool:
     that the caller has just seen hold the end of the body (:func:`end_is_buffered`). The
     bytes are read into h11 and h11 is asked for the end of the message, as httpcore's body
     reader would do, less its layers (on loopback they cost a parked drain's end 90 µs). True:
-    h11 has seen the end, and reading the stream on finds it at once. False: h11 holds
-    whatever was read, for the reader to go on with.
+    h11 has seen the end; close the stream, and do not read it on (httpcore's reader did not
+    see the end, and would wait for more). False: h11 holds whatever was read, for httpcore's
+    reader to go on with.
     """
     try:
         connection = _h11_connection(inner_stream)
         reader = connection._reader
-        if type(reader) is not _CHUNKED_READER or reader._bytes_in_chunk:
-            return False
-        if reader._reading_trailer:
+        if type(reader) is not _CHUNKED_READER or reader._bytes_in_chunk or reader._reading_trailer:
             return False
         data, closed = connection.trailing_data
         rest = reader._bytes_to_discard + _TERMINATOR
