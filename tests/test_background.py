@@ -24,6 +24,7 @@ from httpx_drain.testing import (
     Gate,
     HypercornServer,
     Pause,
+    Raw,
     RawServer,
     Scenario,
     Signal,
@@ -418,6 +419,30 @@ def test_an_end_not_yet_sent_is_parked_on_no_thread(
             stop_at_done(client, server.url)
         assert server.facts.connection_count == 1
     assert drain_threads() == []
+
+
+def test_a_parked_drain_whose_end_brings_extra_bytes_closes_its_connection(
+    no_leaks: None, flavour: Flavour, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The end lands after close(), in the kernel's buffer, followed by bytes of no response:
+    # the shortcut for a bare terminator declines (h11 holds what it read), httpcore's reader
+    # finds the end and the bytes past it, and the connection is closed, not pooled.
+    bare_ends = spy_bare_ends(monkeypatch)
+    release, sent = Gate(), Gate()
+    steps = (Chunk(EVENT), Chunk(DONE), WaitFor(release), Raw(b"0\r\n\r\ngarbage"), Signal(sent))
+    whole = Scenario(steps=(Chunk(EVENT), Chunk(DONE, terminator=True)))
+    scenarios = iter([Scenario(steps=steps)])
+    with RawServer(lambda _request: next(scenarios, whole)) as server:
+        transport = flavour.DrainTransport(deadline=30)
+        with flavour.lib.Client(transport=transport) as client:
+            stop_at_done(client, server.url)  # parked: nothing has come yet
+            release.set()
+            assert sent.wait(10)
+            assert wait_for(lambda: transport.stats.drain_errors == 1)  # the watcher ended it
+            stop_at_done(client, server.url)
+        assert server.facts.connection_count == 2
+    assert bare_ends[0] is False
+    assert transport.stats.connections_kept == 1  # the second response's
 
 
 def test_the_next_request_ends_a_parked_drain_whose_end_has_landed(flavour: Flavour) -> None:

@@ -575,6 +575,27 @@ def test_extra_bytes_after_content_length_do_not_reach_the_next_request(
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_extra_bytes_after_the_terminator_do_not_reach_the_next_request(
+    flavour: Flavour, mode: str
+) -> None:
+    # The chunked twin of the test above: the terminator is followed by bytes of no response,
+    # in the same write as the last event. It is not the bare terminator, so h11's reader
+    # takes it, and the bytes past the end close the connection.
+    scenario = Scenario(steps=(Chunk(EVENT), Chunk(DONE), Raw(b"0\r\n\r\ngarbage")))
+    with RawServer(scenario) as server:
+        transport = flavour.DrainTransport(mode=mode, deadline=LONG, verify=False)
+        with flavour.lib.Client(transport=transport) as client:
+            for i in range(2):
+                with client.stream("POST", server.url, content=b"{}") as response:
+                    for chunk in response.iter_raw():
+                        if DONE in chunk:
+                            break
+                assert wait_for(lambda i=i: transport.stats.snapshot().drain_errors == i + 1)
+        assert server.facts.connection_count == 2
+    assert transport.stats.snapshot().connections_kept == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_a_close_delimited_body_is_not_drained(flavour: Flavour, mode: str) -> None:
     scenario = Scenario(steps=(Chunk(EVENT), Chunk(DONE), Chunk(EVENT)), framing="eof")
     with RawServer(scenario) as server:
