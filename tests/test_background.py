@@ -352,17 +352,17 @@ def _gated_terminators(n: int) -> tuple[list[Gate], list[Gate], Any]:
 
 
 def spy_bare_ends(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """What each drain's shortcut for a bare terminator answered, in order."""
-    from httpx_drain import _streams
+    """For each sync drain, in order: whether h11 had taken its bare terminator already."""
+    from httpx_drain._streams import SyncDrainStream
 
     answers: list[bool] = []
-    real = _streams.consume_bare_end
+    real = SyncDrainStream.drain
 
-    def spy(*args: Any) -> bool:
-        answers.append(real(*args))
-        return answers[-1]
+    def spy(self: SyncDrainStream, *args: Any, **kwargs: Any) -> Any:
+        answers.append(self._end_taken)
+        return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(_streams, "consume_bare_end", spy)
+    monkeypatch.setattr(SyncDrainStream, "drain", spy)
     return answers
 
 
@@ -970,7 +970,7 @@ def test_a_bare_terminator_goes_to_h11_directly(
 
     import h11
 
-    from httpx_drain._h11 import consume_bare_end
+    from httpx_drain._h11 import consume_bare_end, pull_unread
 
     conn = h11_after_first_chunk(consumed)
     if buffered:  # (b"" would tell h11 the connection closed)
@@ -981,7 +981,10 @@ def test_a_bare_terminator_goes_to_h11_directly(
         a.settimeout(600)  # as httpcore leaves it: recv() must not wait (the bytes are there)
         extra = {"socket": a, "ssl_object": None}
         network_stream = types.SimpleNamespace(get_extra_info=extra.get)
-        assert consume_bare_end(_h11_inner(conn), network_stream) is taken
+        inner = _h11_inner(conn)
+        if unread:  # as tail() does, having found the socket readable
+            assert pull_unread(inner, network_stream) is True
+        assert consume_bare_end(inner) is taken
         if taken:
             assert conn.their_state is h11.DONE
             assert conn.trailing_data == (b"", False)
@@ -1001,16 +1004,37 @@ def test_a_bare_terminator_goes_to_h11_directly(
         b.close()
 
 
-def test_a_bare_terminator_is_read_from_the_socket_only_when_seen() -> None:
-    # Without a network stream known to hold the end, only h11's buffer is used: a read of an
-    # empty socket would wait for its timeout (600 s in the openai SDK).
-    from httpx_drain._h11 import consume_bare_end
+def test_only_a_plain_socket_is_read_into_h11() -> None:
+    # TLS records cannot be read apart from the TLS layer, a socket h11 knows closed holds
+    # nothing more, and a failed read is left for httpcore's reader to meet: no bytes move.
+    import socket
+    import types
 
-    conn = h11_after_first_chunk()
-    conn.receive_data(b"\r\n")
-    assert consume_bare_end(_h11_inner(conn)) is False
-    assert conn.trailing_data == (b"\r\n", False)
-    assert consume_bare_end(object()) is False  # not httpcore's stream: the reader decides
+    from httpx_drain._h11 import consume_bare_end, pull_unread
+
+    a, b = socket.socketpair()
+    try:
+        b.sendall(b"0\r\n\r\n")
+        tls = types.SimpleNamespace(get_extra_info={"socket": a, "ssl_object": object()}.get)
+        plain = types.SimpleNamespace(get_extra_info={"socket": a, "ssl_object": None}.get)
+        conn = h11_after_first_chunk()
+        conn.receive_data(b"\r\n")
+        assert pull_unread(_h11_inner(conn), tls) is False
+        assert pull_unread(object(), plain) is False  # not httpcore's stream
+        assert pull_unread(_h11_inner(conn), None) is False
+        assert consume_bare_end(_h11_inner(conn)) is False  # h11 holds only the CRLF
+        assert consume_bare_end(object()) is False
+        assert conn.trailing_data == (b"\r\n", False)
+        closed = h11_after_first_chunk()
+        closed.receive_data(b"")
+        assert pull_unread(_h11_inner(closed), plain) is False
+        assert a.recv(16, socket.MSG_PEEK) == b"0\r\n\r\n"  # all still in the socket
+        a.close()
+        assert pull_unread(_h11_inner(conn), plain) is False  # recv() fails: nothing moves
+        assert conn.trailing_data == (b"\r\n", False)
+    finally:
+        a.close()
+        b.close()
 
 
 def test_parked_drains_are_looked_at_without_poll(
@@ -1053,6 +1077,30 @@ def test_a_look_that_fails_counts_every_parked_drain_as_readable(
     finally:
         a.close()
         b.close()
+
+
+def test_a_look_that_fails_never_holds_up_the_request(
+    no_leaks: None, flavour: Flavour, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every parked drain then counts as readable, this one with nothing to read yet: ending
+    # it must not wait on its socket (with httpcore's read timeout set on it, 10 minutes
+    # here, a plain recv() would) but hand it to a worker, which waits within its deadline.
+    from httpx_drain import _background
+
+    def broken(*_args: Any) -> Any:
+        raise OSError("poll failed")
+
+    release = Gate()
+    with RawServer(_held_then_whole(release)) as server:
+        transport = flavour.DrainTransport(deadline=30)
+        with flavour.lib.Client(transport=transport, timeout=600) as client:
+            stop_at_done(client, server.url)  # parked: the terminator is held
+            monkeypatch.setattr(_background, "_look", broken)
+            stop_at_done(client, server.url)  # its look failed: the drain went to a worker
+            assert [t.name for t in worker_threads()] != []
+            release.set()
+            assert wait_for(lambda: transport.stats.connections_kept == 2)
+        assert server.facts.connection_count == 2
 
 
 def _held_then_whole(release: Gate) -> Any:

@@ -394,7 +394,7 @@ class SyncBackgroundRunner(SyncRunner):
             # The rest of the body is already here (the common case: the terminator came with
             # the last event): ending it costs less than handing it to a thread.
             self._stats.add("drains_buffered")
-            stream.drain(end_seen=True)
+            stream.drain()
             return
         if not self._slots.acquire():
             stream.abort()
@@ -473,17 +473,17 @@ class SyncBackgroundRunner(SyncRunner):
             self._end(entry)  # an expired budget reads without waiting
             return
         if entry.stream.tail(readable=True) is Tail.END:
-            self._end(entry, end_seen=True)  # nothing to wait for
+            self._end(entry)  # nothing to wait for
             return
         try:
             self._executor_for().submit(self._end, entry)
         except RuntimeError:  # pragma: no cover - shut down meanwhile: end it here
             self._end(entry)
 
-    def _end(self, entry: _Parked, *, end_seen: bool = False) -> None:
+    def _end(self, entry: _Parked) -> None:
         origin = entry.stream.origin
         try:
-            result = entry.stream.drain(started=entry.since, end_seen=end_seen)
+            result = entry.stream.drain(started=entry.since)
             waited = None
             if result.outcome is Outcome.KEPT:
                 # The end landed between the last look that missed it and now.

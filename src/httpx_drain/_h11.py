@@ -10,8 +10,10 @@ Two questions, both asked before a connection goes back to the pool or to a drai
   included, is in h11's buffer (or, on a plain TCP socket, in the kernel's), a drain cannot
   wait for the network, so the caller may run it at once rather than hand it to a worker.
 
-And one shortcut (:func:`consume_bare_end`): when that rest is the bare terminator, the drain
-hands it to h11 itself instead of running httpcore's body reader for five bytes.
+And two shortcuts for sync drains, which own their socket's reads: :func:`pull_unread` moves
+what a readable plain TCP socket holds into h11's buffer with one ``recv()`` (rather than a peek
+to decide and a read to drain), and :func:`consume_bare_end`, when what h11 then holds is the
+bare terminator, hands it to h11 itself instead of running httpcore's body reader for five bytes.
 
 No public API shows h11's reader or reaches h11 through httpcore, so we walk httpcore's
 private attributes (the same in httpcore and httpcore2) and h11's reader state; if they
@@ -30,11 +32,12 @@ import h11
 #: h11's reader of chunked bodies (None if h11 moved it: every reader takes the general path).
 _CHUNKED_READER: Any = getattr(getattr(h11, "_readers", None), "ChunkedReader", None)
 
-__all__ = ["consume_bare_end", "end_is_buffered", "has_leftover_bytes"]
+__all__ = ["consume_bare_end", "end_is_buffered", "has_leftover_bytes", "pull_unread"]
 
-#: Bytes of the kernel's buffer :func:`end_is_buffered` looks at, at most: far more than the
-#: tail of an event stream, and small enough that the copy costs little (a 64 KiB peek cost
-#: 16 µs a close, most of it allocating the 64 KiB). A longer rest goes to a worker.
+#: Bytes of the kernel's buffer :func:`end_is_buffered` peeks at or :func:`pull_unread` reads,
+#: at most: far more than the tail of an event stream, and small enough that the copy costs
+#: little (a 64 KiB peek cost 16 µs a close, most of it allocating the 64 KiB). A longer rest
+#: goes to a worker.
 PEEK_BYTES = 4096
 
 #: The last chunk and an empty trailer: the end of a chunked body.
@@ -78,17 +81,41 @@ def end_is_buffered(inner_stream: Any, readable: Any = None) -> bool:
         return False
 
 
-def consume_bare_end(inner_stream: Any, readable: Any = None) -> bool:
+def pull_unread(inner_stream: Any, readable: Any) -> bool:
+    """Move what a plain TCP socket holds unread (up to :data:`PEEK_BYTES`) into h11's buffer.
+
+    ``readable`` is the connection's network stream, which the caller has found readable (the
+    read never waits all the same). h11 then holds the bytes exactly as after httpcore's next
+    read (``b""``: the server closed), and :func:`end_is_buffered` and
+    :func:`consume_bare_end` decide from its buffer alone. False, having read nothing: nothing
+    to read, TLS (its records cannot be split from outside), a stream that is not httpcore's,
+    h11 told of a close already, or a socket error (httpcore's reader meets it).
+    """
+    try:
+        sock = _plain_socket(readable)
+        if sock is None:
+            return False
+        connection = _h11_connection(inner_stream)
+        if connection.trailing_data[1]:
+            return False  # h11 knows the server closed: there is nothing more to read
+        got = _recv_now(sock)
+    except Exception:
+        return False
+    if got is None:
+        return False
+    connection.receive_data(got)
+    return True
+
+
+def consume_bare_end(inner_stream: Any) -> bool:
     """Hand the end of a chunked body to h11 directly, when it is the bare terminator.
 
-    The end is what is left of the last chunk's CRLF and ``0\r\n\r\n``: in h11's buffer,
-    or partly in the kernel's when ``readable`` is the connection's network stream, plain TCP,
-    that the caller has just seen hold the end of the body (:func:`end_is_buffered`). The
-    bytes are read into h11 and h11 is asked for the end of the message, as httpcore's body
+    The end is what is left of the last chunk's CRLF and ``0\r\n\r\n``, all in h11's buffer
+    (see :func:`pull_unread`). h11 is asked for the end of the message, as httpcore's body
     reader would do, less its layers (on loopback they cost a parked drain's end 90 µs). True:
     h11 has seen the end; close the stream, and do not read it on (httpcore's reader did not
-    see the end, and would wait for more). False: h11 holds whatever was read, for httpcore's
-    reader to go on with.
+    see the end, and would wait for more). False: nothing changed, for httpcore's reader to go
+    on with.
     """
     try:
         connection = _h11_connection(inner_stream)
@@ -96,21 +123,10 @@ def consume_bare_end(inner_stream: Any, readable: Any = None) -> bool:
         if type(reader) is not _CHUNKED_READER or reader._bytes_in_chunk or reader._reading_trailer:
             return False
         data, closed = connection.trailing_data
-        rest = reader._bytes_to_discard + _TERMINATOR
-        if closed or not rest.startswith(data):
-            return False
-        if len(data) < len(rest):
-            sock = _plain_socket(readable)
-            if sock is None:
-                return False
-            # Readable, so this returns at once (with a timeout set, recv() polls first).
-            got = sock.recv(PEEK_BYTES)
-            connection.receive_data(got)
-            data += got
-        if data != rest:
+        if closed or data != reader._bytes_to_discard + _TERMINATOR:
             return False  # more, less or other bytes: h11's reader, on httpcore's path, decides
         return isinstance(connection.next_event(), h11.EndOfMessage)
-    except Exception:  # internals changed, or a socket error: httpcore's reader finds out
+    except Exception:  # internals changed: httpcore's reader finds out
         return False
 
 
@@ -161,11 +177,7 @@ def _copy(reader: Any) -> Any:
 
 
 def _peek(readable: Any) -> bytes | None:
-    """What a readable plain TCP socket holds unread (``b""``: end of stream); None: unknown.
-
-    Only for a socket known to be readable: with a timeout set, a Python socket's recv()
-    polls before it reads.
-    """
+    """What a plain TCP socket holds unread (``b""``: end of stream); None: unknown."""
     sock = _plain_socket(readable)
     return None if sock is None else _peek_socket(sock)
 
@@ -182,6 +194,30 @@ def _plain_socket(network_stream: Any) -> socket.socket | None:
 
 def _peek_socket(sock: socket.socket) -> bytes | None:
     try:
-        return sock.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        return _recv_now(sock, socket.MSG_PEEK)
     except OSError:
+        return None
+
+
+def _recv_now(sock: socket.socket, flags: int = 0) -> bytes | None:
+    """``sock.recv()`` that never waits; None: nothing to read.
+
+    With a timeout set (httpcore sets one before each read), a Python socket's recv() polls
+    first, for up to that timeout, whatever the flags: ``MSG_DONTWAIT`` does not stop it. The
+    socket is switched to non-blocking for the call, then back.
+    """
+    timeout = sock.gettimeout()
+    if timeout == 0.0:
+        return _recv_or_none(sock, flags)
+    sock.settimeout(0.0)
+    try:
+        return _recv_or_none(sock, flags)
+    finally:
+        sock.settimeout(timeout)
+
+
+def _recv_or_none(sock: socket.socket, flags: int) -> bytes | None:
+    try:
+        return sock.recv(PEEK_BYTES, flags)
+    except BlockingIOError:
         return None

@@ -21,7 +21,7 @@ import anyio
 from ._eventstream import EventStreamFilter, SSEOptions
 from ._exceptions import IncompleteStream
 from ._h2 import cancel_async, cancel_sync
-from ._h11 import consume_bare_end, end_is_buffered, has_leftover_bytes
+from ._h11 import consume_bare_end, end_is_buffered, has_leftover_bytes, pull_unread
 from ._policy import Budget, DrainPolicy, DrainResult, Outcome, ResponseFacts, Skip, plan
 from ._stats import logger
 
@@ -306,13 +306,37 @@ class _StreamState:
 class SyncDrainStream(_StreamState):
     """Sync wrapper; the transport subclasses it with the host library's ``SyncByteStream``."""
 
-    __slots__ = ("_consumer", "_iterator", "_runner")
+    __slots__ = ("_consumer", "_end_taken", "_iterator", "_runner")
 
     def __init__(self, inner: Any, ctx: DrainContext, runner: SyncRunner) -> None:
         super().__init__(inner, ctx)
         self._runner = runner
         self._iterator: Iterator[bytes] | None = None
         self._consumer: Generator[bytes, None, None] | None = None
+        #: h11 has taken the bare terminator from :meth:`tail`: the body has ended.
+        self._end_taken = False
+
+    def tail(self, readable: bool | None = None) -> Tail:
+        """What a drain would find now; a bare terminator found is handed to h11 at once.
+
+        A sync drain owns its socket's reads: what a readable plain TCP socket holds is read
+        into h11's buffer (one ``recv()``, where a peek to decide and a read to drain took
+        two), and when the rest of the body is then the bare terminator, h11 takes it, so that
+        :meth:`drain` only closes the stream.
+        """
+        if consume_bare_end(self._inner):  # the terminator came with the last event
+            self._end_taken = True
+            return Tail.END
+        network_stream = self._ctx.network_stream
+        arriving = not would_block(network_stream) if readable is None else readable
+        if arriving and pull_unread(self._inner, network_stream):
+            if consume_bare_end(self._inner):
+                self._end_taken = True
+                return Tail.END
+            network_stream = None  # what the socket held is in h11's buffer now
+        if end_is_buffered(self._inner, network_stream if arriving else None):
+            return Tail.END
+        return Tail.ARRIVING if arriving else Tail.NOTHING
 
     def _inner_iterator(self) -> Iterator[bytes]:
         if self._iterator is None:
@@ -408,24 +432,22 @@ class SyncDrainStream(_StreamState):
         self,
         on_wait: Callable[[], None] | None = None,
         started: float | None = None,
-        *,
-        end_seen: bool = False,
     ) -> DrainResult:
         """Read the rest of the body within the budget, close the inner stream, record it.
 
         ``on_wait`` is called once, when the drain is about to wait for the network;
         ``started`` is when the budget began (default: now), for a drain that was parked
-        first; ``end_seen``: :meth:`tail` has just found :attr:`Tail.END`. Runs on the
-        caller's thread (inline), a later request's or a worker's (background). Never raises.
+        first. Runs on the caller's thread (inline), a later request's or a worker's
+        (background). Never raises.
         """
         budget = self._begin_drain(started)
         reached_end = False
         error: BaseException | None = None
         try:
-            # The rest is here: when it is the bare terminator, h11 takes it directly. Then the
-            # body's end is h11's, not httpcore's reader's (which would wait for more): closing
-            # the inner stream returns the connection.
-            if end_seen and consume_bare_end(self._inner, self._ctx.network_stream):
+            # When tail() handed h11 the bare terminator, the body's end is h11's, not
+            # httpcore's reader's (which would wait for more): closing the inner stream
+            # returns the connection.
+            if self._end_taken:
                 reached_end = True
             else:
                 with _ReadCap(self._ctx.network_stream, budget, on_wait).sync():
