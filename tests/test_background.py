@@ -468,9 +468,9 @@ def test_the_next_request_ends_a_parked_drain_whose_end_has_landed(flavour: Flav
             ended_by = []
             original = runner._end
 
-            def end(entry: Any, **kwargs: Any) -> None:
+            def end(entry: Any) -> bool:
                 ended_by.append(threading.current_thread())
-                original(entry, **kwargs)
+                return original(entry)
 
             runner._end = end
             stop_at_done(client, server.url)
@@ -478,6 +478,42 @@ def test_the_next_request_ends_a_parked_drain_whose_end_has_landed(flavour: Flav
             assert transport.stats.connections_kept == 2
             release[2].set()
             assert worker_threads() == []
+        assert server.facts.connection_count == 2
+
+
+def test_a_request_takes_the_connection_its_look_returned_without_a_search(
+    flavour: Flavour, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The request's look ended a drain of its origin, which put that connection back in the
+    # pool: while another drain of the origin is still pending, the request does not search
+    # the pool for a free connection (a pass of method calls over every connection).
+    from httpx_drain import _background
+
+    searched: list[Any] = []
+    search = _background.has_available_connection
+
+    def spy(*args: Any) -> bool | None:
+        searched.append(args)
+        return search(*args)
+
+    monkeypatch.setattr(_background, "has_available_connection", spy)
+    release, sent, scenario = _gated_terminators(3)
+    with RawServer(scenario) as server:
+        transport = flavour.DrainTransport(deadline=30)
+        runner = transport._runner
+        with flavour.lib.Client(transport=transport) as client, _busy(runner):
+            stop_at_done(client, server.url)
+            stop_at_done(client, server.url)  # the first is not done: a second connection
+            first = next(iter(runner._parked)).sock
+            release[0].set()
+            assert sent[0].wait(10)
+            assert wait_for(lambda: _readable_now(first))
+            searched.clear()
+            stop_at_done(client, server.url)
+            assert searched == []
+            assert transport.stats.connections_kept == 1
+            release[1].set()
+            release[2].set()
         assert server.facts.connection_count == 2
 
 
