@@ -445,48 +445,15 @@ def test_a_parked_drain_whose_end_brings_extra_bytes_closes_its_connection(
     assert transport.stats.connections_kept == 1  # the second response's
 
 
-def test_the_next_request_ends_a_parked_drain_whose_end_has_landed(flavour: Flavour) -> None:
-    # The transport is busy (the watcher leaves parked drains to the requests): the request
-    # that follows ends the drain on its own thread, before it needs a connection, and takes
-    # that connection.
-    release, sent, scenario = _gated_terminators(3)
-    with RawServer(scenario) as server:
-        transport = flavour.DrainTransport(deadline=30)
-        runner = transport._runner
-        # Busy from the start: a watcher that once saw the transport quiet (a slow request
-        # on a loaded machine) could be in a look of its own when the terminators land.
-        with flavour.lib.Client(transport=transport) as client, _busy(runner):
-            stop_at_done(client, server.url)
-            stop_at_done(client, server.url)  # the first is not done: a second connection
-            release[0].set()
-            release[1].set()
-            assert sent[0].wait(10)
-            assert sent[1].wait(10)
-            socks = [e.sock for e in runner._parked]
-            assert wait_for(lambda: all(_readable_now(s) for s in socks))
-            assert transport.stats.connections_kept == 0  # nobody looked yet
-            ended_by = []
-            original = runner._end
-
-            def end(entry: Any) -> bool:
-                ended_by.append(threading.current_thread())
-                return original(entry)
-
-            runner._end = end
-            stop_at_done(client, server.url)
-            assert ended_by == [threading.current_thread()] * 2
-            assert transport.stats.connections_kept == 2
-            release[2].set()
-            assert worker_threads() == []
-        assert server.facts.connection_count == 2
-
-
-def test_a_request_takes_the_connection_its_look_returned_without_a_search(
-    flavour: Flavour, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("ends", [1, 2])
+def test_the_next_request_ends_the_parked_drains_whose_end_has_landed(
+    flavour: Flavour, ends: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The request's look ended a drain of its origin, which put that connection back in the
-    # pool: while another drain of the origin is still pending, the request does not search
-    # the pool for a free connection (a pass of method calls over every connection).
+    # The transport is busy (the watcher leaves parked drains to the requests): the request
+    # that follows ends the drains whose ends have landed on its own thread, before it needs
+    # a connection, and takes one of those connections without searching the pool for a free
+    # one (a pass of method calls over every connection), even while another drain of its
+    # origin is still pending.
     from httpx_drain import _background
 
     searched: list[Any] = []
@@ -501,19 +468,33 @@ def test_a_request_takes_the_connection_its_look_returned_without_a_search(
     with RawServer(scenario) as server:
         transport = flavour.DrainTransport(deadline=30)
         runner = transport._runner
+        # Busy from the start: a watcher that once saw the transport quiet (a slow request
+        # on a loaded machine) could be in a look of its own when the terminators land.
         with flavour.lib.Client(transport=transport) as client, _busy(runner):
             stop_at_done(client, server.url)
             stop_at_done(client, server.url)  # the first is not done: a second connection
-            first = next(iter(runner._parked)).sock
-            release[0].set()
-            assert sent[0].wait(10)
-            assert wait_for(lambda: _readable_now(first))
+            socks = [e.sock for e in runner._parked][:ends]
+            for i in range(ends):
+                release[i].set()
+                assert sent[i].wait(10)
+            assert wait_for(lambda: all(_readable_now(s) for s in socks))
+            assert transport.stats.connections_kept == 0  # nobody looked yet
+            ended_by = []
+            original = runner._end
+
+            def end(entry: Any) -> bool:
+                ended_by.append(threading.current_thread())
+                return original(entry)
+
+            runner._end = end
             searched.clear()
             stop_at_done(client, server.url)
+            assert ended_by == [threading.current_thread()] * ends
             assert searched == []
-            assert transport.stats.connections_kept == 1
-            release[1].set()
-            release[2].set()
+            assert transport.stats.connections_kept == ends
+            for gate in release:
+                gate.set()
+            assert worker_threads() == []
         assert server.facts.connection_count == 2
 
 
