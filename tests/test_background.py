@@ -977,6 +977,7 @@ def _h11_inner(conn: Any) -> Any:
         (b"", b"", b"\r\n0\r\n\r\nHTTP/1.1", False),  # bytes past the end
         (b"", b"", b"\r\n0\r\n", False),  # part of the terminator
         (b"", b"", b"\r\n5\r\nhello", False),  # another chunk
+        (b"", b"", b"\r\n2\r\nxy\r\n", False),  # one as long as the end
     ],
 )
 def test_a_bare_terminator_goes_to_h11_directly(

@@ -122,9 +122,14 @@ def consume_bare_end(inner_stream: Any) -> bool:
         reader = connection._reader
         if type(reader) is not _CHUNKED_READER or reader._bytes_in_chunk or reader._reading_trailer:
             return False
+        end = reader._bytes_to_discard + _TERMINATOR
+        # The length first: trailing_data copies h11's whole buffer, which after an early
+        # close may hold most of a 64 KiB read.
+        if len(connection._receive_buffer) != len(end):
+            return False
         data, closed = connection.trailing_data
-        if closed or data != reader._bytes_to_discard + _TERMINATOR:
-            return False  # more, less or other bytes: h11's reader, on httpcore's path, decides
+        if closed or data != end:
+            return False  # other bytes, or the server closed: h11's reader decides
         return isinstance(connection.next_event(), h11.EndOfMessage)
     except Exception:  # internals changed: httpcore's reader finds out
         return False
