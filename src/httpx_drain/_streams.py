@@ -263,9 +263,14 @@ class _StreamState:
 
         ``readable``: whether the socket is readable, when the caller has just looked.
         """
-        network_stream = self._ctx.network_stream
+        return self._judge_tail(self._arriving(readable), self._ctx.network_stream)
+
+    def _arriving(self, readable: bool | None) -> bool:
         # The one readability check, unless the caller has just made it.
-        arriving = not would_block(network_stream) if readable is None else readable
+        return not would_block(self._ctx.network_stream) if readable is None else readable
+
+    def _judge_tail(self, arriving: bool, network_stream: Any) -> Tail:
+        """The tail from h11's buffer and, when ``arriving``, ``network_stream``'s socket."""
         if end_is_buffered(self._inner, network_stream if arriving else None):
             return Tail.END
         return Tail.ARRIVING if arriving else Tail.NOTHING
@@ -324,19 +329,20 @@ class SyncDrainStream(_StreamState):
         two), and when the rest of the body is then the bare terminator, h11 takes it, so that
         :meth:`drain` only closes the stream.
         """
-        if consume_bare_end(self._inner):  # the terminator came with the last event
-            self._end_taken = True
+        if self._take_bare_end():  # the terminator came with the last event
             return Tail.END
         network_stream = self._ctx.network_stream
-        arriving = not would_block(network_stream) if readable is None else readable
+        arriving = self._arriving(readable)
         if arriving and pull_unread(self._inner, network_stream):
-            if consume_bare_end(self._inner):
-                self._end_taken = True
+            if self._take_bare_end():
                 return Tail.END
             network_stream = None  # what the socket held is in h11's buffer now
-        if end_is_buffered(self._inner, network_stream if arriving else None):
-            return Tail.END
-        return Tail.ARRIVING if arriving else Tail.NOTHING
+        return self._judge_tail(arriving, network_stream)
+
+    def _take_bare_end(self) -> bool:
+        if consume_bare_end(self._inner):
+            self._end_taken = True
+        return self._end_taken
 
     def _inner_iterator(self) -> Iterator[bytes]:
         if self._iterator is None:
@@ -429,9 +435,7 @@ class SyncDrainStream(_StreamState):
         self._runner.submit(self)
 
     def drain(
-        self,
-        on_wait: Callable[[], None] | None = None,
-        started: float | None = None,
+        self, on_wait: Callable[[], None] | None = None, started: float | None = None
     ) -> DrainResult:
         """Read the rest of the body within the budget, close the inner stream, record it.
 
