@@ -7,12 +7,18 @@ here once, so the transports and streams are written a single time for both.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cached_property
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeAlias
 
-__all__ = ["HTTPX", "HTTPX2", "Flavour"]
+__all__ = ["HTTPX", "HTTPX2", "Flavour", "HostStream"]
+
+#: The host library's response stream over httpcore's (``ResponseStream``, or its async twin),
+#: and the context manager with which it maps httpcore's errors to the host library's.
+HostStream: TypeAlias = tuple[type[Any], Callable[[], AbstractContextManager[None]]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +55,25 @@ class Flavour:
     def async_stream_base(self) -> type:
         """The host library's ``AsyncByteStream``."""
         return self.module.AsyncByteStream  # type: ignore[no-any-return]
+
+    @cached_property
+    def sync_host_stream(self) -> HostStream | None:
+        """The host library's sync ``ResponseStream`` and its error mapping, if found."""
+        return self._host_stream("ResponseStream")
+
+    @cached_property
+    def async_host_stream(self) -> HostStream | None:
+        """The host library's ``AsyncResponseStream`` and its error mapping, if found."""
+        return self._host_stream("AsyncResponseStream")
+
+    def _host_stream(self, name: str) -> HostStream | None:
+        # Private names of the host library: a release that moves them costs the streams their
+        # shortcut (a generator less per chunk), never their behaviour.
+        try:
+            module = importlib.import_module(f"{self.name}._transports.default")
+            return getattr(module, name), module.map_httpcore_exceptions
+        except (ImportError, AttributeError):
+            return None
 
 
 HTTPX = Flavour("httpx", "httpx-drain")

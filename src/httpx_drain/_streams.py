@@ -13,8 +13,9 @@ import enum
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
@@ -27,6 +28,7 @@ from ._stats import logger
 
 if TYPE_CHECKING:
     from ._background import AsyncRunner, SyncRunner
+    from ._flavours import HostStream
     from ._stats import DrainStats
 
 __all__ = [
@@ -196,18 +198,34 @@ class _StreamState:
     """Bookkeeping shared by both twins: bytes seen, how the inner iterator ended."""
 
     __slots__ = (
+        "_body",
         "_closed",
         "_consumed",
         "_counting",
         "_ctx",
         "_done",
+        "_errors",
         "_failed",
         "_filter",
         "_inner",
     )
 
+    #: The host library's own stream over httpcore's, set per flavour by the transports.
+    _host: ClassVar[HostStream | None] = None
+
     def __init__(self, inner: Any, ctx: DrainContext) -> None:
         self._inner = inner
+        # What the wrapper iterates, and the context that gives its errors the host library's
+        # classes. The host's ResponseStream is a generator over httpcore's stream that only
+        # maps errors: iterating httpcore's stream under the same mapping keeps the chain of
+        # generators as long as without us, one re-entry of the interpreter less per chunk
+        # (about 1 % of the per-chunk time, benchmarks/bench_overhead). Any other stream, a
+        # subclass included, is iterated as it is.
+        self._body: Any = inner
+        self._errors: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext
+        host = self._host
+        if host is not None and type(inner) is host[0]:
+            self._body, self._errors = inner._httpcore_stream, host[1]
         self._ctx = ctx
         self._consumed = 0
         # Bytes seen matter only against a Content-Length (plan(): is the remainder over the
@@ -235,6 +253,16 @@ class _StreamState:
             partial=scanner.partial,
             partial_size=scanner.partial_size,
         )
+
+    def _host_error(self, exc: BaseException) -> BaseException:
+        """``exc`` as the host library's own stream would raise it (httpcore's mapped)."""
+        mapped = exc
+        try:
+            with self._errors():
+                raise exc
+        except BaseException as caught:  # the context re-raises it, or its mapped twin
+            mapped = caught
+        return mapped
 
     def _ended_at_terminal(self) -> bool:
         return self._filter is not None and self._filter.ended
@@ -346,7 +374,7 @@ class SyncDrainStream(_StreamState):
 
     def _inner_iterator(self) -> Iterator[bytes]:
         if self._iterator is None:
-            self._iterator = iter(self._inner)
+            self._iterator = iter(self._body)
         return self._iterator
 
     def __iter__(self) -> Iterator[bytes]:
@@ -360,43 +388,45 @@ class SyncDrainStream(_StreamState):
         # GeneratorExit must not reach the inner iterator, which the drain still needs.
         filt = self._filter
         try:
-            counting = self._counting
-            if filt is None:
-                for chunk in self._inner_iterator():
-                    if counting:
-                        self._consumed += len(chunk)
-                    yield chunk
-            elif self._ended_at_terminal():
-                return  # iterated again after the terminal event: still end-of-body
-            else:
-                # SSEScanner.take(), inlined: the call alone costs more than a sixth of what
-                # scanning adds to a chunk (benchmarks/bench_instructions), and the sync path is
-                # the one the 5 % target is measured on. test_properties checks that the two agree.
-                scanner, feed = filt.scanner, filt.feed
-                flens, forms = scanner._flens, scanner._forms
-                for chunk in self._inner_iterator():
-                    if counting:
-                        self._consumed += len(chunk)
-                    if scanner._clean:
-                        line = chunk.removesuffix(b"\n\n")
-                        if (
-                            line is not chunk
-                            and line >= b";"
-                            and 10 not in line
-                            and 13 not in line
-                            and (len(line) not in flens or line not in forms)
-                        ):
-                            scanner._events += 1
-                            yield chunk
-                            continue
-                    out = feed(chunk)
-                    if out:
-                        yield out
-                    if filt.ended:
-                        return  # end-of-body for the consumer; the drain reads the rest
-                tail = filt.flush()
-                if tail:
-                    yield tail
+            with self._errors():
+                counting = self._counting
+                if filt is None:
+                    for chunk in self._inner_iterator():
+                        if counting:
+                            self._consumed += len(chunk)
+                        yield chunk
+                elif self._ended_at_terminal():
+                    return  # iterated again after the terminal event: still end-of-body
+                else:
+                    # SSEScanner.take(), inlined: the call alone costs more than a sixth of
+                    # what scanning adds to a chunk (benchmarks/bench_instructions), and the
+                    # sync path is the one the 5 % target is measured on. test_properties
+                    # checks that the two agree.
+                    scanner, feed = filt.scanner, filt.feed
+                    flens, forms = scanner._flens, scanner._forms
+                    for chunk in self._inner_iterator():
+                        if counting:
+                            self._consumed += len(chunk)
+                        if scanner._clean:
+                            line = chunk.removesuffix(b"\n\n")
+                            if (
+                                line is not chunk
+                                and line >= b";"
+                                and 10 not in line
+                                and 13 not in line
+                                and (len(line) not in flens or line not in forms)
+                            ):
+                                scanner._events += 1
+                                yield chunk
+                                continue
+                        out = feed(chunk)
+                        if out:
+                            yield out
+                        if filt.ended:
+                            return  # end-of-body for the consumer; the drain reads the rest
+                    tail = filt.flush()
+                    if tail:
+                        yield tail
         except GeneratorExit:
             raise
         except BaseException as exc:
@@ -454,7 +484,7 @@ class SyncDrainStream(_StreamState):
             if self._end_taken:
                 reached_end = True
             else:
-                with _ReadCap(self._ctx.network_stream, budget, on_wait).sync():
+                with _ReadCap(self._ctx.network_stream, budget, on_wait).sync(), self._errors():
                     for chunk in self._inner_iterator():
                         if not budget.discard(len(chunk)) or budget.expired(_clock()):
                             break
@@ -510,7 +540,7 @@ class AsyncDrainStream(_StreamState):
 
     def _inner_iterator(self) -> AsyncIterator[bytes]:
         if self._iterator is None:
-            self._iterator = aiter(self._inner)
+            self._iterator = aiter(self._body)
         return self._iterator
 
     def __aiter__(self) -> AsyncIterator[bytes]:
@@ -534,12 +564,15 @@ class AsyncDrainStream(_StreamState):
                 if tail:
                     return tail
                 raise
-            except BaseException as exc:
+            except BaseException as caught:
                 self._failed = True
+                exc = self._host_error(caught)
                 truncated = self._truncation(exc)
-                if truncated is None:
+                if truncated is not None:
+                    raise truncated from exc
+                if exc is caught:
                     raise
-                raise truncated from exc
+                raise exc from caught
             if self._counting:
                 self._consumed += len(chunk)
             if filt is None or filt.take(chunk):
@@ -591,7 +624,7 @@ class AsyncDrainStream(_StreamState):
                 shield.deadline = anyio.current_time() + policy.deadline + 0.05
                 # No shortcut for a bare terminator (see the sync drain): the event loop owns
                 # the socket's reads, and for an end h11 already holds it saves nothing.
-                with _ReadCap(self._ctx.network_stream, budget).async_():
+                with _ReadCap(self._ctx.network_stream, budget).async_(), self._errors():
                     async for chunk in self._inner_iterator():
                         if not budget.discard(len(chunk)) or budget.expired(_clock()):
                             break

@@ -88,12 +88,13 @@ def _stream_class(flavour: Flavour, *, sync: bool) -> type[Any]:
     key = (flavour.name, sync)
     cls = _stream_classes.get(key)
     if cls is None:
-        ours, base = (
-            (SyncDrainStream, flavour.sync_stream_base)
+        ours, base, host = (
+            (SyncDrainStream, flavour.sync_stream_base, flavour.sync_host_stream)
             if sync
-            else (AsyncDrainStream, flavour.async_stream_base)
+            else (AsyncDrainStream, flavour.async_stream_base, flavour.async_host_stream)
         )
-        cls = type(ours.__name__, (ours, base), {"__slots__": (), "__module__": __name__})
+        namespace = {"__slots__": (), "__module__": __name__, "_host": host}
+        cls = type(ours.__name__, (ours, base), namespace)
         _stream_classes[key] = cls
     return cls
 
