@@ -3,7 +3,9 @@
 Sync and async twins are written side by side and kept small: the decisions live in
 ``_policy.py``. The wrappers hold a *single* iterator of the inner stream for the response's
 whole life: httpcore's body generator closes its connection when it is finalised, so iterating
-the inner stream afresh for the drain would find the connection gone.
+the inner stream afresh for the drain would find the connection gone. When the inner stream is
+the host library's own ``ResponseStream``, that iterator is httpcore's, read under the host's
+error mapping (see ``_StreamState.__init__``).
 """
 
 from __future__ import annotations
