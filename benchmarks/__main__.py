@@ -223,9 +223,11 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
             scanning = r["client"].endswith("on")
             limit = 1.05 if scanning else 1.03
             state = "on" if scanning else "off"
+            allocator = r.get("allocator", "default")
+            where = "" if allocator == "default" else f" ({allocator})"
             out.append(
                 _row(
-                    f"per-chunk instructions, {r['flavour']}, scanning {state}",
+                    f"per-chunk instructions, {r['flavour']}, scanning {state}{where}",
                     f"{r['ratio']:.3f}x (+{r['extra_per_chunk']} / {r['instructions_per_chunk']})",
                     f"<= {limit:.2f}x",
                     r["ratio"] <= limit,

@@ -50,9 +50,25 @@ def assert_same_error(ours: BaseException, bare: BaseException, content_type: st
     assert len(expected) >= 2  # the host's class, raised from httpcore's
 
 
-def ours_of(response: Any) -> Any:
-    """Our stream, under the host client's own wrapper."""
-    return response.stream._stream
+def rewrapped(flavour: Flavour, response: Any, stream_class: type) -> Any:
+    """``response`` with its body read through ``stream_class`` over httpcore's stream."""
+    return flavour.lib.Response(
+        response.status_code,
+        headers=response.headers,
+        stream=stream_class(response.stream._httpcore_stream),
+        extensions=response.extensions,
+    )
+
+
+def reads_httpcore_directly(response: Any) -> bool:
+    """Whether our stream (under the host client's own wrapper) reads httpcore's stream."""
+    ours = response.stream._stream
+    return ours._body is ours._inner._httpcore_stream
+
+
+#: The scenario of the subclass tests, and what the consumer reads without and with it.
+SHOUTED = Scenario(steps=[Chunk(b"data: hi\n\n")])
+READS = ((False, b"data: hi\n\n"), (True, b"DATA: HI\n\n"))
 
 
 def host_streams(flavour: Flavour) -> Any:
@@ -130,23 +146,15 @@ def test_a_subclass_of_the_host_stream_is_iterated_as_it_is(flavour: Flavour) ->
 
     class Inner(transport_base):  # type: ignore[misc]
         def handle_request(self, request: Any) -> Any:
-            response = super().handle_request(request)
-            return flavour.lib.Response(
-                response.status_code,
-                headers=response.headers,
-                stream=Shouting(response.stream._httpcore_stream),
-                extensions=response.extensions,
-            )
+            return rewrapped(flavour, super().handle_request(request), Shouting)
 
-    with RawServer(Scenario(steps=[Chunk(b"data: hi\n\n")])) as server:
-        for inner, body in ((None, b"data: hi\n\n"), (Inner(), b"DATA: HI\n\n")):
-            transport = flavour.DrainTransport(inner)
+    with RawServer(SHOUTED) as server:
+        for shouting, body in READS:
+            transport = flavour.DrainTransport(Inner() if shouting else None)
             with flavour.lib.Client(transport=transport) as client:
                 with client.stream("GET", server.url) as response:
-                    ours = ours_of(response)
                     # The host's own stream is read through httpcore's; any other as it is.
-                    direct = ours._body is ours._inner._httpcore_stream
-                    assert direct is (inner is None)
+                    assert reads_httpcore_directly(response) is not shouting
                     assert response.read() == body
             assert transport.stats.responses_wrapped == 1
 
@@ -163,22 +171,14 @@ async def test_async_a_subclass_of_the_host_stream_is_iterated_as_it_is(flavour:
 
     class Inner(transport_base):  # type: ignore[misc]
         async def handle_async_request(self, request: Any) -> Any:
-            response = await super().handle_async_request(request)
-            return flavour.lib.Response(
-                response.status_code,
-                headers=response.headers,
-                stream=Shouting(response.stream._httpcore_stream),
-                extensions=response.extensions,
-            )
+            return rewrapped(flavour, await super().handle_async_request(request), Shouting)
 
-    with RawServer(Scenario(steps=[Chunk(b"data: hi\n\n")])) as server:
-        for inner, body in ((None, b"data: hi\n\n"), (Inner(), b"DATA: HI\n\n")):
-            transport = flavour.AsyncDrainTransport(inner)
+    with RawServer(SHOUTED) as server:
+        for shouting, body in READS:
+            transport = flavour.AsyncDrainTransport(Inner() if shouting else None)
             async with flavour.lib.AsyncClient(transport=transport) as client:
                 async with client.stream("GET", server.url) as response:
-                    ours = ours_of(response)
-                    direct = ours._body is ours._inner._httpcore_stream
-                    assert direct is (inner is None)
+                    assert reads_httpcore_directly(response) is not shouting
                     assert await response.aread() == body
             assert transport.stats.responses_wrapped == 1
 
