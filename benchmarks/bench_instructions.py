@@ -10,9 +10,9 @@ installation: moved to another directory, the same code counts up to 1 % more or
 because the paths' lengths change the allocator's state after start-up, and the scanner's
 1 KiB copy takes glibc's slow path (above its 1032-byte per-thread cache), whose cost depends
 on that state. So each count is also made with that cache raised to 4 KiB
-(``GLIBC_TUNABLES=glibc.malloc.tcache_max=4096``), which makes it independent of where the
-code sits: the figure to compare between versions of the code. Needs ``valgrind`` on PATH
-(skipped, saying so, without it); about 20 s a run.
+(``GLIBC_TUNABLES=glibc.malloc.tcache_max=4096``), which takes most of that spread away
+(about 200 instructions a chunk remain): the figure to compare between versions of the code.
+Needs ``valgrind`` on PATH (skipped, saying so, without it); about 20 s a count pair.
 
 The same way, per request (:func:`measure_requests`): the openai sync SDK's streams on
 loopback TCP, bare at D = 0 and ours in background mode at D = 0 and D = 50 ms, each counted

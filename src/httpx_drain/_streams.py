@@ -568,6 +568,8 @@ class AsyncDrainStream(_StreamState):
                 raise
             except BaseException as caught:
                 self._failed = True
+                # Mapped here, where it is rare, rather than under a context entered for every
+                # chunk (the sync stream's generator enters its one for the whole body).
                 exc = self._host_error(caught)
                 truncated = self._truncation(exc)
                 if truncated is not None:
