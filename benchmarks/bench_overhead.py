@@ -8,10 +8,12 @@ no terminal event), read to its end with ``iter_raw()``, from three sources:
   httpcore's in-memory network backend (``MockBackend``, 64 KiB reads), so no socket. On a
   machine shared with other work, the socket variant's CPU time swings by tens of percent with
   the server's scheduling (how many bytes each ``recv`` finds, how often the client sleeps);
-  this one does not. Each of its samples is taken in a fresh process (after a 1 MiB warm-up):
-  within one process the same client measured a few percent slower when it ran after the
-  others (the flavour measured second came out 1-5 % worse whichever it was), a bias of the
-  process's own state that rounds cannot average out, but fresh processes do.
+  this one does not. Each round is a fresh process of one flavour, in which the three clients
+  take turns reading 1 MiB (the order rotating at each turn) until each has read the whole
+  body, after a warm-up: a client's CPU time is compared with bare's from the same process and
+  the same minutes, and the fresh processes average out what one process's memory layout
+  favours. (Whole 64 MiB reads, each client in a process of its own, scattered by 5 % either
+  side; and within one process, a flavour measured after another came out 1-5 % slower.)
 - **socket**: the same bytes from RawServer in a child process over loopback (so
   ``time.process_time`` counts the client alone): a cross-check with the kernel in the loop.
 - **memory**: the same chunks from an in-memory transport (no parsing at all): the cheapest
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import json
 import subprocess
 import sys
 import time
@@ -96,27 +99,37 @@ def _reads(chunks: int) -> list[bytes]:
     return [wire[i : i + READ] for i in range(0, len(wire), READ)]
 
 
-def _child(flavour: str, client: str, mib: int) -> None:
-    """One parse sample, in this (fresh) process: print the CPU seconds of one read."""
+def _child(flavour: str, mib: int) -> None:
+    """One parse round, in this (fresh) process: print each client's CPU seconds for ``mib``
+    MiB, read 1 MiB at a time in turns."""
     lib, core, drain = next(f[1:] for f in _flavours() if f[0] == flavour)
-
-    def make(reads: list[bytes]) -> Any:
+    segment = 1024 * 1024 // CHUNK
+    reads = _reads(segment)
+    clients = {}
+    for label in CLIENTS:
         inner = _parse_transport(lib, core, reads)
-        transport = inner if client == "bare" else drain(inner, sse=client.endswith("on"))
-        return lib.Client(transport=transport, timeout=60)
-
+        transport = inner if label == "bare" else drain(inner, sse=label.endswith("on"))
+        clients[label] = lib.Client(transport=transport, timeout=60)
     url = "http://bench.invalid/"
-    with make(_reads(1024)) as warm:  # warm up: imports, caches, specialised bytecode
-        _read_all(warm, url)
-    chunks = mib * 1024 * 1024 // CHUNK
-    with make(_reads(chunks)) as measured:
-        print(_cpu(functools.partial(_read_all, measured, url), chunks * CHUNK))
+    for client in clients.values():  # warm up: imports, caches, specialised bytecode
+        for _ in range(2):
+            _read_all(client, url)
+    seconds = dict.fromkeys(clients, 0.0)
+    order = list(clients)
+    for _ in range(mib):
+        order.append(order.pop(0))
+        for label in order:
+            read = functools.partial(_read_all, clients[label], url)
+            seconds[label] += _cpu(read, segment * CHUNK)
+    for client in clients.values():
+        client.close()
+    print(json.dumps(seconds))
 
 
-def _parse_sample(flavour: str, client: str, mib: int) -> float:
-    command = [sys.executable, "-m", "benchmarks.bench_overhead", "--child", flavour, client]
-    out = subprocess.run([*command, str(mib)], capture_output=True, text=True, check=True)
-    return float(out.stdout)
+def _parse_round(flavour: str, mib: int) -> dict[str, float]:
+    command = [sys.executable, "-m", "benchmarks.bench_overhead", "--child", flavour, str(mib)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
 def _memory_transport(lib: Any, chunks: int) -> Any:
@@ -192,11 +205,9 @@ def measure(mib: int, repeat: int, sources: tuple[str, ...] = SOURCES) -> list[d
 
 def _parse_times(flavour: str, mib: int, repeat: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {label: [] for label in CLIENTS}
-    order = list(CLIENTS)
     for _ in range(repeat):
-        order.append(order.pop(0))
-        for label in order:
-            times[label].append(_parse_sample(flavour, label, mib))
+        for label, seconds in _parse_round(flavour, mib).items():
+            times[label].append(seconds)
     return times
 
 
@@ -249,7 +260,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["--child"]:
-        _child(args[1], args[2], int(args[3]))
+        _child(args[1], int(args[2]))
         return
     parser = _common.parser(__doc__)
     parser.add_argument("--mib", type=int, default=64)
