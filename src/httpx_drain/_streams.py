@@ -258,7 +258,9 @@ class _StreamState:
 
     def _host_error(self, exc: BaseException) -> BaseException:
         """``exc`` as the host library's own stream would raise it (httpcore's mapped)."""
-        mapped = exc
+        if self._errors is contextlib.nullcontext or not isinstance(exc, Exception):
+            return exc  # nothing maps it (cancellation is never mapped): its traceback untouched
+        mapped: BaseException = exc
         try:
             with self._errors():
                 raise exc
