@@ -71,6 +71,16 @@ SHOUTED = Scenario(steps=[Chunk(b"data: hi\n\n")])
 READS = ((False, b"data: hi\n\n"), (True, b"DATA: HI\n\n"))
 
 
+def assert_same_errors(
+    flavour: Flavour, errors: list[BaseException], fault: str, content_type: str
+) -> None:
+    """``errors``: the bare client's, then ours, for the same fault."""
+    bare, ours = errors
+    expected = "ReadTimeout" if fault == "read-timeout" else "RemoteProtocolError"
+    assert isinstance(bare, getattr(flavour.lib, expected))
+    assert_same_error(ours, bare, content_type)
+
+
 def host_streams(flavour: Flavour) -> Any:
     return importlib.import_module(f"{flavour.name}._transports.default")
 
@@ -109,10 +119,7 @@ def test_a_read_error_reaches_the_consumer_as_without_us(
             with flavour.lib.Client(transport=transport, timeout=timeout) as client:
                 errors.append(read_error(client, server.url))
             release.set()
-    bare, ours = errors
-    expected = "ReadTimeout" if fault == "read-timeout" else "RemoteProtocolError"
-    assert isinstance(bare, getattr(flavour.lib, expected))
-    assert_same_error(ours, bare, content_type)
+    assert_same_errors(flavour, errors, fault, content_type)
 
 
 @pytest.mark.anyio
@@ -129,10 +136,7 @@ async def test_async_a_read_error_reaches_the_consumer_as_without_us(
             async with flavour.lib.AsyncClient(transport=transport, timeout=timeout) as client:
                 errors.append(await aread_error(client, server.url))
             release.set()
-    bare, ours = errors
-    expected = "ReadTimeout" if fault == "read-timeout" else "RemoteProtocolError"
-    assert isinstance(bare, getattr(flavour.lib, expected))
-    assert_same_error(ours, bare, content_type)
+    assert_same_errors(flavour, errors, fault, content_type)
 
 
 def test_a_subclass_of_the_host_stream_is_iterated_as_it_is(flavour: Flavour) -> None:
