@@ -9,11 +9,13 @@ no terminal event), read to its end with ``iter_raw()``, from three sources:
   machine shared with other work, the socket variant's CPU time swings by tens of percent with
   the server's scheduling (how many bytes each ``recv`` finds, how often the client sleeps);
   this one does not. Each round is a fresh process of one flavour, in which the three clients
-  take turns reading 1 MiB (the order rotating at each turn) until each has read the whole
-  body, after a warm-up: a client's CPU time is compared with bare's from the same process and
-  the same minutes, and the fresh processes average out what one process's memory layout
-  favours. (Whole 64 MiB reads, each client in a process of its own, scattered by 5 % either
-  side; and within one process, a flavour measured after another came out 1-5 % slower.)
+  each open the whole body (one request each) and take turns reading 1 MiB of it, the order
+  rotating at each turn, after two untimed turns: a client's CPU time is compared with bare's
+  from the same process and the same minutes, and the fresh processes average out what one
+  process's memory layout favours (the ratio scatters by about 2 % between processes).
+  (Whole 64 MiB reads, each client in a process of its own, scattered by 5 % either side;
+  within one process, a flavour measured after another came out 1-5 % slower; and a request
+  per MiB added the wrapper's per-request cost to the per-chunk figure.)
 - **socket**: the same bytes from RawServer in a child process over loopback (so
   ``time.process_time`` counts the client alone): a cross-check with the kernel in the loop.
 - **memory**: the same chunks from an in-memory transport (no parsing at all): the cheapest
@@ -26,11 +28,12 @@ order rotates each round) and repeated: the tables give the median CPU time per 
 client, the median over rounds of its ratio to bare in the same round, and, as a cross-check,
 the ratio of the minima.
 
-    python -m benchmarks.bench_overhead [--mib 64] [--repeat 5] [--json out.json]
+    python -m benchmarks.bench_overhead [--mib 64] [--repeat 5] [--rounds 15] [--json out.json]
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import json
@@ -50,6 +53,10 @@ CHUNK = 1024
 EVENT = b"data: " + b"x" * (CHUNK - 8) + b"\n\n"
 assert len(EVENT) == CHUNK
 READ = 64 * 1024
+#: The parse source's clients take turns reading this much of their bodies.
+TURN = 1024 * 1024
+#: ... after this many turns each, not timed.
+WARM_MIB = 2
 HEAD = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
     b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
@@ -100,30 +107,62 @@ def _reads(chunks: int) -> list[bytes]:
 
 
 def _child(flavour: str, mib: int) -> None:
-    """One parse round, in this (fresh) process: print each client's CPU seconds for ``mib``
-    MiB, read 1 MiB at a time in turns."""
+    """One parse round, in this (fresh) process: print each client's CPU seconds for reading
+    one ``mib`` MiB body, the three bodies open at once and read 1 MiB at a time in turns."""
     lib, core, drain = next(f[1:] for f in _flavours() if f[0] == flavour)
-    segment = 1024 * 1024 // CHUNK
-    reads = _reads(segment)
+    # One body per client, as the target says: a request per MiB would add what the wrapper
+    # costs per request (15-23 us, 0.2-0.3 % of reading a MiB) to what it costs per chunk.
+    reads = _reads((mib + WARM_MIB) * TURN // CHUNK)
     clients = {}
     for label in CLIENTS:
         inner = _parse_transport(lib, core, reads)
         transport = inner if label == "bare" else drain(inner, sse=label.endswith("on"))
         clients[label] = lib.Client(transport=transport, timeout=60)
-    url = "http://bench.invalid/"
-    for client in clients.values():  # warm up: imports, caches, specialised bytecode
-        for _ in range(2):
-            _read_all(client, url)
     seconds = dict.fromkeys(clients, 0.0)
-    order = list(clients)
-    for _ in range(mib):
-        order.append(order.pop(0))
-        for label in order:
-            read = functools.partial(_read_all, clients[label], url)
-            seconds[label] += _cpu(read, segment * CHUNK)
+    with contextlib.ExitStack() as stack:
+        bodies = {}
+        for label, client in clients.items():
+            response = stack.enter_context(client.stream("GET", "http://bench.invalid/"))
+            bodies[label] = _Body(response.iter_raw())
+        order = list(clients)
+        for turn in range(mib + WARM_MIB):
+            order.append(order.pop(0))
+            for label in order:
+                # The first turns warm up: imports, caches, specialised bytecode.
+                elapsed = bodies[label].read_to((turn + 1) * TURN)
+                if turn >= WARM_MIB:
+                    seconds[label] += elapsed
+        for body in bodies.values():
+            body.expect_end((mib + WARM_MIB) * TURN)
     for client in clients.values():
         client.close()
     print(json.dumps(seconds))
+
+
+class _Body:
+    """A response body read in turns: CPU seconds per turn, and the bytes read so far."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self.read = 0
+
+    def read_to(self, total: int) -> float:
+        gc.collect()
+        n = self.read
+        started = time.process_time()
+        for chunk in self._chunks:
+            n += len(chunk)
+            if n >= total:
+                break
+        elapsed = time.process_time() - started
+        self.read = n
+        return elapsed
+
+    def expect_end(self, size: int) -> None:
+        for chunk in self._chunks:
+            self.read += len(chunk)
+        if self.read != size:
+            raise SystemExit(f"read {self.read} bytes, expected {size}")
 
 
 def _parse_round(flavour: str, mib: int) -> dict[str, float]:
@@ -166,7 +205,11 @@ def _cpu(fn: Callable[[], int], expected: int) -> float:
     return elapsed
 
 
-def measure(mib: int, repeat: int, sources: tuple[str, ...] = SOURCES) -> list[dict[str, Any]]:
+def measure(
+    mib: int, repeat: int, sources: tuple[str, ...] = SOURCES, parse_rounds: int | None = None
+) -> list[dict[str, Any]]:
+    """Rows for each flavour, source and client: ``repeat`` reads of each body (``parse_rounds``
+    fresh processes for the parse source, ``repeat`` if not given)."""
     chunks = mib * 1024 * 1024 // CHUNK
     size = chunks * CHUNK
     body = framed_body(chunks)
@@ -175,8 +218,9 @@ def measure(mib: int, repeat: int, sources: tuple[str, ...] = SOURCES) -> list[d
         for name, lib, _core, drain in _flavours():
             for source in sources:
                 if source == "parse":
-                    times = _parse_times(name, mib, repeat)
-                    rows += _rows(name, source, mib, chunks, repeat, times)
+                    rounds = parse_rounds or repeat
+                    times = _parse_times(name, mib, rounds)
+                    rows += _rows(name, source, mib, chunks, rounds, times)
                     continue
                 clients = {}
                 for label in CLIENTS:
@@ -265,9 +309,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = _common.parser(__doc__)
     parser.add_argument("--mib", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--rounds", type=int, help="parse source's rounds (default: --repeat)")
     parser.add_argument("--sources", nargs="+", choices=SOURCES, default=list(SOURCES))
     options = parser.parse_args(args)
-    rows = measure(options.mib, options.repeat, tuple(options.sources))
+    rows = measure(options.mib, options.repeat, tuple(options.sources), options.rounds)
     print_rows(rows)
     _common.write_json(rows, options.json)
 
