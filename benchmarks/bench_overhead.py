@@ -10,9 +10,10 @@ no terminal event), read to its end with ``iter_raw()``, from three sources:
   the server's scheduling (how many bytes each ``recv`` finds, how often the client sleeps);
   this one does not. Each round is a fresh process of one flavour, in which the three clients
   each open the whole body (one request each) and take turns reading 1 MiB of it, the order
-  rotating at each turn, after two untimed turns: a client's CPU time is compared with bare's
-  from the same process and the same minutes, and the fresh processes average out what one
-  process's memory layout favours (the ratio scatters by about 2 % between processes).
+  rotating at each turn (and the order they are made in, at each round), after two untimed
+  turns: a client's CPU time is compared with bare's from the same process and the same
+  minutes, and the fresh processes average out what one process's memory layout favours (the
+  ratio scatters by about 2 % between processes).
   (Whole 64 MiB reads, each client in a process of its own, scattered by 5 % either side;
   within one process, a flavour measured after another came out 1-5 % slower; and a request
   per MiB added the wrapper's per-request cost to the per-chunk figure.)
@@ -106,15 +107,22 @@ def _reads(chunks: int) -> list[bytes]:
     return [wire[i : i + READ] for i in range(0, len(wire), READ)]
 
 
-def _child(flavour: str, mib: int) -> None:
+def _child(flavour: str, mib: int, first: int = 0) -> None:
     """One parse round, in this (fresh) process: print each client's CPU seconds for reading
-    one ``mib`` MiB body, the three bodies open at once and read 1 MiB at a time in turns."""
+    one ``mib`` MiB body, the three bodies open at once and read 1 MiB at a time in turns.
+
+    ``first``: the client made first (an index into CLIENTS), the others following in turn.
+    """
     lib, core, drain = next(f[1:] for f in _flavours() if f[0] == flavour)
     # One body per client, as the target says: a request per MiB would add what the wrapper
     # costs per request (15-23 us, 0.2-0.3 % of reading a MiB) to what it costs per chunk.
     reads = _reads((mib + WARM_MIB) * TURN // CHUNK)
     clients = {}
-    for label in CLIENTS:
+    # The order the clients are made in rotates between rounds: two clients running the very
+    # same code measured up to 1 % apart over 24-30 rounds, so that whatever part of such a
+    # gap the order causes falls on every client alike.
+    first %= len(CLIENTS)
+    for label in CLIENTS[first:] + CLIENTS[:first]:
         inner = _parse_transport(lib, core, reads)
         transport = inner if label == "bare" else drain(inner, sse=label.endswith("on"))
         clients[label] = lib.Client(transport=transport, timeout=60)
@@ -165,8 +173,11 @@ class _Body:
             raise SystemExit(f"read {self.read} bytes, expected {size}")
 
 
-def _parse_round(flavour: str, mib: int) -> dict[str, float]:
-    command = [sys.executable, "-m", "benchmarks.bench_overhead", "--child", flavour, str(mib)]
+def _parse_round(flavour: str, mib: int, first: int) -> dict[str, float]:
+    command = [
+        *(sys.executable, "-m", "benchmarks.bench_overhead"),
+        *("--child", flavour, str(mib), str(first)),
+    ]
     out = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
@@ -249,8 +260,8 @@ def measure(
 
 def _parse_times(flavour: str, mib: int, repeat: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {label: [] for label in CLIENTS}
-    for _ in range(repeat):
-        for label, seconds in _parse_round(flavour, mib).items():
+    for index in range(repeat):
+        for label, seconds in _parse_round(flavour, mib, index).items():
             times[label].append(seconds)
     return times
 
@@ -304,7 +315,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["--child"]:
-        _child(args[1], int(args[2]))
+        _child(args[1], int(args[2]), int(args[3]))
         return
     parser = _common.parser(__doc__)
     parser.add_argument("--mib", type=int, default=64)
