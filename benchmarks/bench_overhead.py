@@ -152,32 +152,31 @@ class _Body:
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
-        self.read = 0
+        self.received = 0
 
     def read_to(self, total: int) -> float:
+        """Read on until ``total`` bytes in all; the CPU seconds that took."""
         gc.collect()
-        n = self.read
+        n = self.received
         started = time.process_time()
         for chunk in self._chunks:
             n += len(chunk)
             if n >= total:
                 break
         elapsed = time.process_time() - started
-        self.read = n
+        self.received = n
         return elapsed
 
     def expect_end(self, size: int) -> None:
         for chunk in self._chunks:
-            self.read += len(chunk)
-        if self.read != size:
-            raise SystemExit(f"read {self.read} bytes, expected {size}")
+            self.received += len(chunk)
+        if self.received != size:
+            raise SystemExit(f"read {self.received} bytes, expected {size}")
 
 
 def _parse_round(flavour: str, mib: int, first: int) -> dict[str, float]:
-    command = [
-        *(sys.executable, "-m", "benchmarks.bench_overhead"),
-        *("--child", flavour, str(mib), str(first)),
-    ]
+    command = [sys.executable, "-m", "benchmarks.bench_overhead", "--child"]
+    command += [flavour, str(mib), str(first)]
     out = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
